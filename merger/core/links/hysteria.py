@@ -1,0 +1,4 @@
+"""Placeholder until this protocol family's parsers land."""
+
+PARSERS: dict = {}
+SERIALIZERS: dict = {}
