@@ -18,6 +18,7 @@ from ..errors import LinkError
 
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 
 
 @dataclass(slots=True)
@@ -78,8 +79,8 @@ def split_host_port(hostport: str) -> tuple[str, str]:
         if rest and not rest.startswith(":"):
             raise LinkError(f"invalid text {rest!r} after IPv6 host")
         return host, rest[1:]
-    host, _, port = hostport.rpartition(":")
-    if not host:
+    host, sep, port = hostport.rpartition(":")
+    if not sep:
         return port, ""
     return host, port
 
@@ -100,7 +101,9 @@ def parse_query(query: str) -> dict[str, str]:
         if not pair:
             continue
         key, _, value = pair.partition("=")
-        key = unquote(key).strip().lower()
+        if "%" in key:
+            key = unquote(key)
+        key = key.strip().lower()
         if key and key not in result:
             result[key] = unquote(value) if "%" in value else value
     return result
@@ -161,11 +164,16 @@ def check_port(port: str | int) -> int:
 def check_uuid(value: str, protocol: str) -> str:
     """Return a vmess/vless/tuic user id.
 
-    A standard UUID is lower-cased. Xray also accepts any other string of 1-30 characters and maps
-    it to a UUIDv5, so such ids are kept as they are. Anything else raises LinkError.
+    A standard UUID is lower-cased, and 32 hex digits without dashes get the dashes added. Xray
+    also accepts any other string of 1-30 characters and maps it to a UUIDv5, so such ids are kept
+    as they are. Anything else raises LinkError.
     """
     if _UUID_RE.match(value):
         return value.lower()
+    # Xray and v2ray-core also parse the 32 hex digits without dashes as the same UUID.
+    if len(value) == 32 and _HEX_RE.match(value):
+        value = value.lower()
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
     if value and len(value) <= 30 and value.isprintable() and " " not in value:
         return value
     if not value:
