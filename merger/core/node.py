@@ -110,16 +110,22 @@ class Node:
         """Return the values that identify the connection, in a fixed order.
 
         The name, the sources and client-side choices (TLS client fingerprint, ALPN offer,
-        certificate checking, REALITY spider path) are left out, so that renamed copies and the
+        certificate checking, REALITY spider path, gRPC and XHTTP mode) are left out, so that renamed copies and the
         same server written by different converters are duplicates of each other.
         """
         extra = self.extra
+        host = self.host.lower()
+        # An SNI equal to the server address is what a client sends when none is set, and some
+        # converters (sing-box exporters among them) write it out while others leave it empty.
+        sni = self.sni.lower()
+        if sni == host:
+            sni = ""
         extras = tuple(
             (key, _freeze(extra[key])) for key in IDENTITY_EXTRA_KEYS if extra.get(key) not in (None, "", (), [])
         )
         return (
             self.protocol,
-            self.host.lower(),
+            host,
             self.port,
             self.uuid.lower(),
             self.password,
@@ -131,9 +137,8 @@ class Node:
             self.path,
             self.host_header.lower(),
             self.service_name,
-            self.mode,
             self.security,
-            self.sni.lower(),
+            sni,
             self.reality_public_key,
             self.reality_short_id,
             extras,
