@@ -22,3 +22,50 @@ def corpus_dir() -> Path:
 def corpus_files(pattern: str = "*") -> list[Path]:
     """Corpus files matching a glob, for parametrising tests at collection time."""
     return sorted(path for path in CORPUS_DIR.glob(pattern) if path.name != "README.md")
+
+
+class _Routes(dict):
+    """Path to (status, headers, body) served by the `http_server` fixture."""
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 with an ephemeral port, serving routes set by the test.
+
+    Yields an object with `.routes` (path -> (status, headers dict, body bytes)), `.url(path)` and
+    `.requests` (list of (path, headers) received).
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    routes: _Routes = _Routes()
+    received: list[tuple[str, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the name is fixed by http.server
+            received.append((self.path, dict(self.headers)))
+            status, headers, body = routes.get(self.path.split("?", 1)[0], (404, {}, b"not found"))
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):  # noqa: A002 - silence per-request logging in tests
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Handle:
+        pass
+
+    handle = Handle()
+    handle.routes = routes
+    handle.requests = received
+    handle.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    yield handle
+    server.shutdown()
+    server.server_close()

@@ -1,16 +1,10 @@
-"""
-ASGI config for vpnmerger project.
-
-It exposes the ASGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/asgi/
-"""
+"""ASGI entry for daphne: HTTP now; WebSocket routes join the router as the dashboard lands."""
 
 import os
 
+from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'vpnmerger.settings')
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vpnmerger.settings")
 
-application = get_asgi_application()
+application = ProtocolTypeRouter({"http": get_asgi_application()})

@@ -115,11 +115,21 @@ class Node:
         """
         extra = self.extra
         host = self.host.lower()
-        # An SNI equal to the server address is what a client sends when none is set, and some
-        # converters (sing-box exporters among them) write it out while others leave it empty.
+        host_header = self.host_header.lower()
+        # The SNI a client sends when none is set: mihomo and v2rayN take the WebSocket or
+        # HTTPUpgrade Host header, otherwise the server address. Converters differ in whether they
+        # write that default out, so the identity uses the effective value, with the server
+        # address counted as empty.
         sni = self.sni.lower()
+        if not sni and self.security == "tls" and self.network in ("ws", "httpupgrade"):
+            sni = host_header
         if sni == host:
             sni = ""
+        # An HTTP request target starts with "/", and some converters add it to a path such as
+        # "?ed=2048" while others keep it as written.
+        path = self.path
+        if path and path[0] != "/" and self.network != "tcp":
+            path = "/" + path
         extras = tuple(
             (key, _freeze(extra[key])) for key in IDENTITY_EXTRA_KEYS if extra.get(key) not in (None, "", (), [])
         )
@@ -134,8 +144,8 @@ class Node:
             self.alter_id,
             self.flow,
             self.network,
-            self.path,
-            self.host_header.lower(),
+            path,
+            host_header,
             self.service_name,
             self.security,
             sni,
@@ -166,7 +176,9 @@ class Node:
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        # v2ray-plugin's `mux` is a client-side concurrency setting, written as a number by some
+        # converters and a boolean by others, so it does not identify the server.
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items() if k != "mux"))
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value

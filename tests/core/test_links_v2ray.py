@@ -663,7 +663,7 @@ def check_corpus_file(name: str) -> tuple[int, Counter[str]]:
 # truncated `security=t...` values, port 0, and doubly encoded payloads with junk appended.
 CORPUS_LIMITS = {
     "plain-vmess.txt": 35,
-    "plain-trojan.txt": 12,
+    "plain-trojan.txt": 13,
     "plain-mixed-remarks.txt": 130,
     "b64-vless.txt": 0,
     "b64-mixed-trojan.txt": 0,
@@ -675,6 +675,7 @@ EXPECTED_REASONS = {
     "unsupported security",
     "missing vless user id (UUID)",
     "missing trojan password before",
+    "missing reality public key (pbk)",
 }
 
 
@@ -736,3 +737,8 @@ def test_lone_surrogate_in_link_is_rejected() -> None:
     with pytest.raises(LinkError) as caught:
         parse_link("trojan://pw@127.60.0.4:443#bad \udcff name")
     assert str(caught.value) == "link contains undecodable bytes (lone surrogates)"
+
+
+def test_reality_without_public_key_rejected() -> None:
+    with pytest.raises(LinkError, match="missing reality public key"):
+        parse_link("vless://5f1a3c2e-9b7d-4e8a-a1c3-2d4e6f8a0b1c@127.1.1.1:443?security=reality&sni=a.example.com#x")

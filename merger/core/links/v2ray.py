@@ -120,6 +120,10 @@ def _build_node(
         insecure = read("insecure")
         if security == "reality":
             public_key = read("pbk")
+            # Without the server's public key a REALITY handshake cannot succeed, and Xray,
+            # sing-box and mihomo all reject such a config.
+            if not public_key:
+                raise LinkError("missing reality public key (pbk)")
             short_id = read("sid")
             spider_x = read("spx")
 

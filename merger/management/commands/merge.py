@@ -1,0 +1,92 @@
+"""`manage.py merge`: merge every enabled source, or the inputs given with --from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from tqdm import tqdm
+
+from merger import services
+from merger.models import MergeRun, SourceResult
+
+
+class Command(BaseCommand):
+    help = _("Fetch, parse, de-duplicate and export every enabled source (or the --from inputs).")
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--from",
+            dest="locations",
+            action="append",
+            metavar="PATH_OR_URL",
+            help=_("Merge this file or URL instead of the stored sources; repeat for several."),
+        )
+        parser.add_argument(
+            "--out", metavar="DIR", help=_("Also write the exports into this folder (created if missing).")
+        )
+        parser.add_argument(
+            "--no-probe", action="store_true", help=_("Skip probing the servers (accepted; probing is not built yet).")
+        )
+        parser.add_argument("--no-progress", action="store_true", help=_("Do not draw a progress bar."))
+
+    def handle(self, *args, **options):
+        if options["locations"]:
+            inputs = services.inputs_from_locations(options["locations"])
+        else:
+            inputs = services.inputs_for_enabled_sources()
+            if not inputs:
+                raise CommandError(
+                    _(
+                        "No enabled sources. Add some with 'manage.py load_sources FILE' or in the admin, "
+                        "or merge files and URLs directly with --from."
+                    )
+                )
+        out_dir = Path(options["out"]).resolve() if options["out"] else None
+
+        show_bar = not options["no_progress"] and options["verbosity"] > 0
+        bar = tqdm(total=100, unit="%", desc="fetch", disable=not show_bar, bar_format="{l_bar}{bar}| {n:.0f}%")
+
+        def listener(run, stage, done, total, percent):
+            bar.set_description_str(stage)
+            bar.n = percent
+            bar.refresh()
+
+        try:
+            run = services.run_merge(inputs=inputs, out_dir=out_dir, listener=listener, trigger="command")
+        except Exception as error:
+            bar.close()
+            raise CommandError(_("Merge failed: %(error)s") % {"error": error}) from error
+        bar.close()
+        self._print_summary(run)
+
+    def _print_summary(self, run: MergeRun) -> None:
+        write = self.stdout.write
+        write(self.style.SUCCESS(_("Merge run %(id)s %(status)s") % {"id": run.pk, "status": run.status}))
+        write(_("Sources: %(ok)d ok, %(failed)d failed") % {"ok": run.sources_ok, "failed": run.sources_failed})
+        for result in SourceResult.objects.filter(run=run).order_by("label"):
+            if result.ok:
+                line = _("  ok      %(label)s: %(format)s, %(nodes)d nodes, %(invalid)d invalid") % {
+                    "label": result.label,
+                    "format": result.format,
+                    "nodes": result.nodes,
+                    "invalid": result.invalid,
+                }
+                write(line + (f" ({result.error})" if result.error else ""))
+            else:
+                write(self.style.WARNING(_("  failed  %(label)s: %(error)s") % {"label": result.label, "error": result.error}))
+        write(
+            _("Links seen: %(seen)d, invalid: %(invalid)d, duplicates: %(dup)d, unique: %(unique)d")
+            % {"seen": run.links_seen, "invalid": run.invalid, "dup": run.duplicates, "unique": run.unique}
+        )
+        if run.per_protocol:
+            write(_("Per protocol: ") + ", ".join(f"{name} {count}" for name, count in run.per_protocol.items()))
+        if run.invalid_reasons:
+            top = list(run.invalid_reasons.items())[:5]
+            write(_("Top invalid reasons: ") + "; ".join(f"{reason} ({count})" for reason, count in top))
+        for target, reasons in (run.export_skipped or {}).items():
+            skipped = sum(reasons.values())
+            if skipped:
+                write(_("Left out of %(target)s: %(count)d nodes") % {"target": target, "count": skipped})
+        write(_("Exports written to %(dir)s") % {"dir": run.export_dir})

@@ -1,0 +1,390 @@
+"""Run a merge and persist it.
+
+`run_merge` is the one entry for a merge: the `merge` command, Celery tasks, the API and the web
+UI all call it, so a merge behaves the same whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import fetch
+from .core import pipeline
+from .core.node import Node as CoreNode
+from .models import MergeRun, Node, Source, SourceResult
+
+logger = logging.getLogger(__name__)
+
+# Share of the overall progress bar given to each stage, in pipeline order.
+STAGE_WEIGHTS = {"fetch": 30.0, "parse": 30.0, "dedupe": 5.0, "export": 20.0, "persist": 15.0}
+# SQLite allows 999 variables per statement in older builds; batches stay below that.
+QUERY_BATCH = 900
+
+# Listener for progress: (run, stage, stage_done, stage_total, overall_percent).
+ProgressListener = Callable[[MergeRun, str, int, int, float], None]
+
+
+@dataclass(slots=True)
+class MergeInput:
+    """One thing to read in a merge: a Source row, or a path or URL given on the command line."""
+
+    label: str
+    url: str
+    source_id: int | None = None
+    user_agent: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str = ""
+    last_modified: str = ""
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.lower().startswith(("http://", "https://"))
+
+
+def inputs_for_enabled_sources() -> list[MergeInput]:
+    return [
+        MergeInput(
+            label=source.name,
+            url=source.url,
+            source_id=source.pk,
+            user_agent=source.user_agent,
+            headers=dict(source.headers or {}),
+            etag=source.etag if _cache_path(source.pk).exists() else "",
+            last_modified=source.last_modified if _cache_path(source.pk).exists() else "",
+        )
+        for source in Source.objects.filter(enabled=True).order_by("name")
+    ]
+
+
+def inputs_from_locations(locations: Iterable[str]) -> list[MergeInput]:
+    return [MergeInput(label=location, url=location) for location in locations]
+
+
+def _cache_path(source_id: int) -> Path:
+    """File with a source's last good body, used after a 304 and when a fetch fails."""
+    return settings.VAR_DIR / "source-cache" / f"{source_id}.body"
+
+
+class _ProgressTracker:
+    """Turns stage progress into an overall percentage, stored on the run at most twice a second."""
+
+    def __init__(self, run: MergeRun, listener: ProgressListener | None) -> None:
+        self.run = run
+        self.listener = listener
+        self.saved_at = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        before = 0.0
+        for name, weight in STAGE_WEIGHTS.items():
+            if name == stage:
+                break
+            before += weight
+        fraction = done / total if total else 1.0
+        percent = min(100.0, before + STAGE_WEIGHTS.get(stage, 0.0) * fraction)
+        self.run.stage = stage
+        self.run.progress = round(percent, 1)
+        now = time.monotonic()
+        # Fetch progress arrives from inside the fetcher's event loop, where Django forbids
+        # database calls; the row catches up at the next call from synchronous code.
+        if (now - self.saved_at > 0.5 or done >= total) and not _in_event_loop():
+            self.saved_at = now
+            MergeRun.objects.filter(pk=self.run.pk).update(stage=stage, progress=self.run.progress)
+        if self.listener is not None:
+            self.listener(self.run, stage, done, total, self.run.progress)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def create_run(trigger: str = "command") -> MergeRun:
+    return MergeRun.objects.create(trigger=trigger)
+
+
+def run_merge(
+    run: MergeRun | None = None,
+    *,
+    inputs: Sequence[MergeInput] | None = None,
+    out_dir: Path | None = None,
+    listener: ProgressListener | None = None,
+    trigger: str = "command",
+) -> MergeRun:
+    """Fetch, parse, de-duplicate and export, then store nodes and counts on a MergeRun.
+
+    With `inputs` None every enabled source is merged. A failing input is recorded on its
+    SourceResult and the merge goes on; only an error of the merge itself fails the run.
+    """
+    run = run or create_run(trigger)
+    if inputs is None:
+        inputs = inputs_for_enabled_sources()
+    out_dir = out_dir or Path(settings.VPNMERGER["EXPORT_DIR"]) / f"run-{run.pk}"
+    progress = _ProgressTracker(run, listener)
+
+    run.status = MergeRun.Status.RUNNING
+    run.started_at = timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    logger.info("merge run %s started with %d inputs", run.pk, len(inputs))
+    try:
+        _execute(run, list(inputs), out_dir, progress)
+    except Exception as error:
+        logger.exception("merge run %s failed", run.pk)
+        MergeRun.objects.filter(pk=run.pk).update(
+            status=MergeRun.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        raise
+    logger.info("merge run %s finished: %d unique nodes", run.pk, run.unique)
+    return run
+
+
+def _execute(run: MergeRun, inputs: list[MergeInput], out_dir: Path, progress: _ProgressTracker) -> None:
+    fetched = _fetch_inputs(inputs, progress)
+
+    outcomes: list[pipeline.InputOutcome] = []
+    results: list[SourceResult] = []
+    for index, (item, result) in enumerate(zip(inputs, fetched, strict=True), 1):
+        outcome, source_result = _parse_fetched(run, item, result)
+        outcomes.append(outcome)
+        results.append(source_result)
+        progress("parse", index, len(inputs))
+
+    deduplicated = pipeline.deduplicate(outcomes)
+    progress("dedupe", 1, 1)
+
+    run.sources_ok = sum(1 for result in results if result.ok)
+    run.sources_failed = len(results) - run.sources_ok
+    run.links_seen = deduplicated.links_seen
+    run.invalid = deduplicated.invalid
+    run.duplicates = deduplicated.duplicates
+    run.unique = len(deduplicated.nodes)
+    run.per_protocol = deduplicated.per_protocol
+    run.invalid_reasons = dict(deduplicated.invalid_reasons.most_common())
+
+    stats = {
+        "run_id": run.pk,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "sources": [_result_summary(result) for result in results],
+        "sources_ok": run.sources_ok,
+        "sources_failed": run.sources_failed,
+        "links_seen": run.links_seen,
+        "invalid": run.invalid,
+        "invalid_reasons": run.invalid_reasons,
+        "duplicates": run.duplicates,
+        "unique": run.unique,
+        "per_protocol": run.per_protocol,
+    }
+    exported = pipeline.export_all(deduplicated.nodes, out_dir, stats, progress)
+    run.export_dir = str(out_dir)
+    run.export_skipped = exported.skipped
+
+    _persist(run, results, deduplicated.nodes, exported.links, inputs, fetched, progress)
+
+
+def _fetch_inputs(inputs: list[MergeInput], progress: _ProgressTracker) -> list[fetch.FetchResult]:
+    total = len(inputs)
+    done = 0
+
+    def on_result(_result: fetch.FetchResult) -> None:
+        nonlocal done
+        done += 1
+        progress("fetch", done, total)
+
+    options = settings.VPNMERGER
+    by_key: dict[str, fetch.FetchResult] = {}
+    remote = []
+    for index, item in enumerate(inputs):
+        key = str(index)
+        if item.is_remote:
+            remote.append(
+                fetch.FetchRequest(
+                    key=key,
+                    url=item.url,
+                    user_agent=item.user_agent or None,
+                    headers=item.headers,
+                    etag=item.etag,
+                    last_modified=item.last_modified,
+                )
+            )
+        else:
+            result = fetch.read_local(item.url, max_bytes=options["FETCH_MAX_BYTES"])
+            result.key = key
+            by_key[key] = result
+            on_result(result)
+    if remote:
+        for result in fetch.fetch_all_sync(
+            remote,
+            concurrency=options["FETCH_CONCURRENCY"],
+            timeout=options["FETCH_TIMEOUT"],
+            retries=options["FETCH_RETRIES"],
+            max_bytes=options["FETCH_MAX_BYTES"],
+            default_user_agent=options["USER_AGENT"],
+            on_result=on_result,
+        ):
+            by_key[result.key] = result
+    if total == 0:
+        progress("fetch", 0, 0)
+    return [by_key[str(index)] for index in range(total)]
+
+
+def _parse_fetched(
+    run: MergeRun, item: MergeInput, result: fetch.FetchResult
+) -> tuple[pipeline.InputOutcome, SourceResult]:
+    source_result = SourceResult(
+        run=run,
+        source_id=item.source_id,
+        label=item.label[:300],
+        url=_redact(item.url)[:2000],
+        http_status=result.status,
+        not_modified=result.not_modified,
+        size=result.size,
+        elapsed_ms=result.elapsed_ms,
+        userinfo=result.userinfo,
+    )
+    body = result.body
+    stale = False
+    if item.source_id is not None and (result.not_modified or not result.ok):
+        cache = _cache_path(item.source_id)
+        if cache.exists():
+            body = cache.read_bytes()
+            stale = not result.ok
+    if body is None:
+        source_result.error = (result.error or "no body")[:500]
+        return pipeline.InputOutcome(item.label, error=source_result.error), source_result
+
+    outcome = pipeline.parse_input(item.label, body)
+    if outcome.parsed is None:
+        source_result.error = outcome.error[:500]
+        return outcome, source_result
+    parsed = outcome.parsed
+    source_result.ok = True
+    source_result.format = parsed.format
+    source_result.entries = parsed.entries
+    source_result.nodes = len(parsed.nodes)
+    source_result.invalid = parsed.invalid
+    source_result.invalid_reasons = dict(parsed.reasons.most_common(20))
+    if stale:
+        source_result.error = f"stale: fetch failed ({result.error}); used the last good content"[:500]
+    if item.source_id is not None and result.ok and result.body is not None:
+        cache = _cache_path(item.source_id)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(result.body)
+    return outcome, source_result
+
+
+def _redact(url: str) -> str:
+    """Drop the query of a URL before storing or showing it, because subscription tokens live there."""
+    return url.split("?", 1)[0] if "://" in url else url
+
+
+def _result_summary(result: SourceResult) -> dict[str, Any]:
+    return {
+        "label": result.label,
+        "url": result.url,
+        "ok": result.ok,
+        "http_status": result.http_status,
+        "error": result.error,
+        "format": result.format,
+        "entries": result.entries,
+        "nodes": result.nodes,
+        "invalid": result.invalid,
+        "invalid_reasons": result.invalid_reasons,
+        "userinfo": result.userinfo,
+    }
+
+
+def _persist(
+    run: MergeRun,
+    results: list[SourceResult],
+    nodes: list[CoreNode],
+    links: list[str],
+    inputs: list[MergeInput],
+    fetched: list[fetch.FetchResult],
+    progress: _ProgressTracker,
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        SourceResult.objects.bulk_create(results)
+        _update_sources(inputs, fetched, results, now)
+        total = len(nodes)
+        for start in range(0, total, QUERY_BATCH):
+            batch = nodes[start : start + QUERY_BATCH]
+            _upsert_nodes(run, batch, links[start : start + QUERY_BATCH], now)
+            progress("persist", min(start + QUERY_BATCH, total), total)
+        run.status = MergeRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.progress = 100.0
+        run.stage = "done"
+        run.save()
+
+
+def _upsert_nodes(run: MergeRun, batch: list[CoreNode], links: list[str], now) -> None:
+    fingerprints = [node.fingerprint for node in batch]
+    existing = dict(Node.objects.filter(fingerprint__in=fingerprints).values_list("fingerprint", "origins"))
+    rows = []
+    for node, fingerprint, link in zip(batch, fingerprints, links, strict=True):
+        origins = list(existing.get(fingerprint) or [])
+        for label in node.sources:
+            if label not in origins:
+                origins.append(label)
+        rows.append(
+            Node(
+                fingerprint=fingerprint,
+                protocol=node.protocol,
+                host=node.host[:255],
+                port=node.port,
+                name=node.name[:500],
+                link=link,
+                data=node.as_dict(),
+                origins=origins,
+                first_seen=now,
+                last_seen=now,
+                last_run=run,
+            )
+        )
+    Node.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["fingerprint"],
+        update_fields=["name", "link", "data", "origins", "last_seen", "last_run", "protocol", "host", "port"],
+    )
+
+
+def _update_sources(
+    inputs: list[MergeInput], fetched: list[fetch.FetchResult], results: list[SourceResult], now
+) -> None:
+    for item, fetch_result, result in zip(inputs, fetched, results, strict=True):
+        if item.source_id is None:
+            continue
+        changes: dict[str, Any] = {"last_fetched_at": now}
+        if result.ok and fetch_result.ok:
+            changes.update(
+                last_ok_at=now,
+                last_error="",
+                consecutive_failures=0,
+                last_node_count=result.nodes,
+                etag=fetch_result.etag or "",
+                last_modified=fetch_result.last_modified or "",
+            )
+            if fetch_result.userinfo is not None:
+                changes["userinfo"] = fetch_result.userinfo
+            Source.objects.filter(pk=item.source_id).update(**changes)
+        else:
+            changes["last_error"] = result.error[:500]
+            changes["consecutive_failures"] = F("consecutive_failures") + 1
+            Source.objects.filter(pk=item.source_id).update(**changes)
+
