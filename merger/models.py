@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -82,6 +84,16 @@ class MergeRun(models.Model):
     export_dir = models.CharField(max_length=1000, blank=True)
     error = models.TextField(blank=True)
 
+    probed = models.PositiveIntegerField(default=0)
+    alive = models.PositiveIntegerField(default=0)
+
+    # Background execution: the Celery task running the merge, the worker's last sign of life
+    # (a run whose heartbeat stops is taken as dead) and a cancel request that the run polls.
+    task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("merge run")
@@ -117,6 +129,7 @@ class SourceResult(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     elapsed_ms = models.FloatField(default=0.0)
     userinfo = models.JSONField(null=True, blank=True)
+    stale = models.BooleanField(default=False, help_text=_("The fetch failed and the last good content was used."))
 
     class Meta:
         ordering = ["run", "label"]
@@ -142,6 +155,14 @@ class Node(models.Model):
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
     last_run = models.ForeignKey(MergeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    # Latest probe outcome, copied from the newest ProbeResult so that lists and filters need no join.
+    alive = models.BooleanField(null=True, blank=True, db_index=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    success_ratio = models.FloatField(null=True, blank=True, help_text=_("Share of the last N checks that passed."))
+    score = models.FloatField(default=0.0, db_index=True)
+    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 country code, from the name or GeoIP."))
+
     class Meta:
         ordering = ["protocol", "host", "port"]
         verbose_name = _("node")
@@ -149,3 +170,93 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.protocol} {self.host}:{self.port}"
+
+
+class ProbeResult(models.Model):
+    """One check of one node: a TCP connect, a TLS handshake or a URL test through a proxy core."""
+
+    class Kind(models.TextChoices):
+        TCP = "tcp", _("TCP connect")
+        TLS = "tls", _("TLS handshake")
+        URL = "url", _("URL test through a core")
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="probes")
+    run = models.ForeignKey(MergeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    checked_at = models.DateTimeField(default=timezone.now)
+    alive = models.BooleanField(null=True, help_text=_("Empty when the node could not be tested this way."))
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["node", "-checked_at"])]
+        verbose_name = _("probe result")
+        verbose_name_plural = _("probe results")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.node_id} {'alive' if self.alive else 'dead'}"
+
+
+def new_profile_token() -> str:
+    """Return a URL-safe token with 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+class OutputProfile(models.Model):
+    """A filtered, ranked view of the nodes, served to clients at /sub/<token>."""
+
+    class Format(models.TextChoices):
+        RAW = "raw", _("raw links")
+        BASE64 = "base64", _("base64")
+        CLASH = "clash", _("Clash.Meta YAML")
+        SINGBOX = "singbox", _("sing-box JSON")
+        JSON = "json", _("JSON report")
+        CSV = "csv", _("CSV")
+        SIP008 = "sip008", _("SIP008 JSON")
+
+    class Sort(models.TextChoices):
+        SCORE = "score", _("score")
+        LATENCY = "latency", _("latency")
+        NAME = "name", _("name")
+
+    class UserinfoPolicy(models.TextChoices):
+        FIRST = "first", _("from the first source")
+        SUM = "sum", _("summed over sources")
+        NONE = "none", _("none")
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    token = models.CharField(max_length=64, unique=True, default=new_profile_token, editable=False)
+    include_regex = models.CharField(_("include names matching"), max_length=500, blank=True)
+    exclude_regex = models.CharField(_("exclude names matching"), max_length=500, blank=True)
+    protocols = models.JSONField(_("protocols"), default=list, blank=True, help_text=_("Empty means all."))
+    ports = models.JSONField(_("ports"), default=list, blank=True, help_text=_("Empty means all."))
+    regions = models.JSONField(_("regions"), default=list, blank=True, help_text=_("ISO country codes; empty means all."))
+    alive_only = models.BooleanField(_("alive only"), default=False)
+    max_latency_ms = models.PositiveIntegerField(_("maximum latency (ms)"), null=True, blank=True)
+    top_n = models.PositiveIntegerField(_("top N"), null=True, blank=True)
+    per_protocol_cap = models.PositiveIntegerField(_("maximum per protocol"), null=True, blank=True)
+    sort = models.CharField(_("sort by"), max_length=20, choices=Sort.choices, default=Sort.SCORE)
+    rename_template = models.CharField(
+        _("rename template"),
+        max_length=200,
+        blank=True,
+        help_text=_("For example '{flag} {country} {protocol} {index} {latency}'; empty keeps the names."),
+    )
+    default_format = models.CharField(_("default format"), max_length=20, choices=Format.choices, default=Format.BASE64)
+    userinfo_policy = models.CharField(
+        _("subscription-userinfo"), max_length=10, choices=UserinfoPolicy.choices, default=UserinfoPolicy.FIRST
+    )
+    update_interval_hours = models.PositiveIntegerField(_("update interval (hours)"), default=12)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    revoked = models.BooleanField(_("revoked"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("output profile")
+        verbose_name_plural = _("output profiles")
+
+    def __str__(self) -> str:
+        return self.name

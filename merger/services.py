@@ -277,6 +277,7 @@ def _parse_fetched(
     source_result.nodes = len(parsed.nodes)
     source_result.invalid = parsed.invalid
     source_result.invalid_reasons = dict(parsed.reasons.most_common(20))
+    source_result.stale = stale
     if stale:
         source_result.error = f"stale: fetch failed ({result.error}); used the last good content"[:500]
     if item.source_id is not None and result.ok and result.body is not None:

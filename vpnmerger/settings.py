@@ -22,6 +22,8 @@ SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-set-SECRET_
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 VAR_DIR = Path(env.str("VPNMERGER_VAR_DIR", default=str(BASE_DIR / "var")))
+# The SQLite file, source cache and exports live here, so it must exist before the first query.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     "daphne",

@@ -257,10 +257,10 @@ def _parse_json(document: Any) -> ParsedBody:
                 return _parse_v2ray({"outbounds": document})
             if all("type" in item for item in document):
                 return _parse_singbox(document, [])
-    links = list(_string_leaves(document))
-    if any("://" in link for link in links):
-        result = parse_lines(links, "json-links")
-        return result
+    # Other strings in such documents are dates, titles and counters, not entries.
+    links = [text for text in _string_leaves(document) if "://" in text]
+    if links:
+        return parse_lines(links, "json-links")
     raise DecodeError("JSON document without proxies: no outbounds, servers, proxies or share links")
 
 
