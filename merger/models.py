@@ -111,7 +111,7 @@ class MergeRun(models.Model):
 
 
 class SourceResult(models.Model):
-    """What one input gave in one run: fetch outcome, detected format and counts."""
+    """The outcome of one input in one run: fetch result, detected format and counts."""
 
     run = models.ForeignKey(MergeRun, on_delete=models.CASCADE, related_name="source_results")
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="results")

@@ -16,6 +16,9 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
+# Set by the CI runner. Tests that need PostgreSQL, Redis or a worker fail instead of skipping
+# when it is true, so a missing service cannot pass unnoticed.
+CI = env.bool("CI", default=False)
 # NOTE: the fallback key is only for local use; production sets SECRET_KEY, and the deploy
 # checks flag the fallback.
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-set-SECRET_KEY-in-production")
