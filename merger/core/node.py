@@ -8,6 +8,7 @@ connection in one normalised shape, so that the same server read from two format
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +60,18 @@ IDENTITY_EXTRA_KEYS = (
 )
 
 
+class _FingerprintSlot:
+    """Base of `Node` that holds the fingerprint cache outside the dataclass fields.
+
+    The slot is not a field, so it stays out of `Node.__slots__`, `__init__`, `==` and repr, and
+    `dataclasses.replace` returns a node without it. It is unset until `cache_fingerprint` runs.
+    """
+
+    __slots__ = ("_fingerprint",)
+
+
 @dataclass(slots=True)
-class Node:
+class Node(_FingerprintSlot):
     """One proxy server as a client would connect to it.
 
     Fields that a protocol does not use keep their empty default. Strings are never None.
@@ -130,9 +141,19 @@ class Node:
         path = self.path
         if path and path[0] != "/" and self.network != "tcp":
             path = "/" + path
-        extras = tuple(
-            (key, _freeze(extra[key])) for key in IDENTITY_EXTRA_KEYS if extra.get(key) not in (None, "", (), [])
-        )
+        # Most nodes carry no identity extras, so the node's few extra keys are looked up in the
+        # rank table instead of probing every key of IDENTITY_EXTRA_KEYS.
+        extras: tuple = ()
+        if extra:
+            ranked = [
+                (rank, key, value)
+                for key, value in extra.items()
+                if (rank := _IDENTITY_EXTRA_RANK.get(key)) is not None and value not in (None, "", (), [])
+            ]
+            if ranked:
+                if len(ranked) > 1:
+                    ranked.sort()
+                extras = tuple([(key, _freeze(value)) for _, key, value in ranked])
         return (
             self.protocol,
             host,
@@ -157,21 +178,71 @@ class Node:
     @property
     def fingerprint(self) -> str:
         """Hex digest (32 characters) of `identity()`: equal for duplicates, stable across runs."""
-        return hashlib.blake2b(repr(self.identity()).encode(), digest_size=16).hexdigest()
+        try:
+            return self._fingerprint
+        except AttributeError:
+            return fingerprint_of(self.identity())
+
+    def cache_fingerprint(self, identity: tuple | None = None) -> str:
+        """Compute the fingerprint once and keep it for later reads of `fingerprint`.
+
+        `identity` may pass the value of `identity()` that the caller already has. The merge calls
+        this on the nodes it keeps, because the CSV, the JSON report and the database all read
+        the fingerprint again.
+        NOTE: the cache is not invalidated. Code that changes an identifying field afterwards
+        must delete `_fingerprint`.
+        """
+        cached = fingerprint_of(self.identity() if identity is None else identity)
+        self._fingerprint = cached
+        return cached
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the node's fields as a JSON-serialisable dict, empty values left out."""
+        """Return the node's fields as a JSON-serialisable dict, empty values left out.
+
+        Fields come in declaration order. `alter_id` 0, `insecure` False, `network` "tcp" and
+        `security` "none" count as empty. Tuples become lists; `extra` and `sources` are the
+        node's own objects, not copies.
+        """
+        if not self.port:
+            return self._as_dict_checked()
+        # Every field but `port` is a string, tuple, list, dict, bool or int whose falsy values
+        # count as empty, so a truth test filters them.
+        result = {name: value for name, value in zip(_DICT_FIELDS, _field_values(self), strict=True) if value}
+        if result.get("network") == "tcp":
+            del result["network"]
+        if result.get("security") == "none":
+            del result["security"]
+        for name in ("alpn", "sources"):
+            value = result.get(name)
+            if isinstance(value, tuple):
+                result[name] = list(value)
+        return result
+
+    def _as_dict_checked(self) -> dict[str, Any]:
+        # The field-by-field form of `as_dict`, for a port that is 0 or empty: 0 is written out,
+        # and the truth test of the fast path would drop it.
         result: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
-            value = getattr(self, name)
-            if value in ("", (), [], {}, None) or (name == "alter_id" and value == 0):
-                continue
-            if name == "insecure" and not value:
-                continue
-            if name == "network" and value == "tcp" or name == "security" and value == "none":
+        for name, value in zip(_DICT_FIELDS, _field_values(self), strict=True):
+            if value in _EMPTY_VALUES or value == _DEFAULT_OMITTED.get(name, _NO_DEFAULT):
                 continue
             result[name] = list(value) if isinstance(value, tuple) else value
         return result
+
+
+# Position of each identity extra key, which fixes the order of extras in `identity()`.
+_IDENTITY_EXTRA_RANK = {key: rank for rank, key in enumerate(IDENTITY_EXTRA_KEYS)}
+
+# Fields written by `as_dict`, in declaration order, and the values that count as empty there.
+_DICT_FIELDS = Node.__slots__  # type: ignore[attr-defined]
+_field_values = operator.attrgetter(*_DICT_FIELDS)
+_EMPTY_VALUES = ("", (), [], {}, None)
+_DEFAULT_OMITTED: dict[str, Any] = {"alter_id": 0, "insecure": False, "network": "tcp", "security": "none"}
+_NO_DEFAULT = object()
+
+
+def fingerprint_of(identity: tuple) -> str:
+    """Return the fingerprint of a value of `Node.identity()`."""
+    return hashlib.blake2b(repr(identity).encode(), digest_size=16).hexdigest()
 
 
 def _freeze(value: Any) -> Any:

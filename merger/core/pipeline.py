@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .bulk import ChildFailed, ForkedCall, can_fork, paused_gc
 from .decode import ParsedBody, parse_body
 from .errors import DecodeError
-from .export.clash import render_clash
-from .export.links import render_base64, render_raw, serialize_links
-from .export.singbox import render_singbox
-from .export.table import render_csv, render_report
+from .export.clash import write_clash
+from .export.links import serialize_links, write_raw_and_base64
+from .export.singbox import write_singbox
+from .export.table import write_csv, write_report
 from .node import Node
 
 # File names of the exports; other tools read these exact names.
@@ -78,7 +79,14 @@ def deduplicate(outcomes: Iterable[InputOutcome]) -> Deduplicated:
 
     The identity tuple is used as the dict key instead of the hex fingerprint because hashing a
     tuple is several times cheaper than a blake2b digest, and equal tuples mean equal fingerprints.
+    Each kept node's fingerprint is computed once here and cached on it (`Node.cache_fingerprint`),
+    because the CSV, the JSON report and the database all read it.
     """
+    with paused_gc():
+        return _deduplicate(outcomes)
+
+
+def _deduplicate(outcomes: Iterable[InputOutcome]) -> Deduplicated:
     by_identity: dict[tuple, Node] = {}
     duplicates = 0
     links_seen = 0
@@ -95,6 +103,7 @@ def deduplicate(outcomes: Iterable[InputOutcome]) -> Deduplicated:
             kept = by_identity.get(key)
             if kept is None:
                 node.sources = [label]
+                node.cache_fingerprint(key)
                 by_identity[key] = node
             else:
                 duplicates += 1
@@ -127,54 +136,90 @@ def export_all(
     """Write every export format into `out_dir` and return the paths and per-format skip counts.
 
     Files are written under a temporary name and renamed, so a reader never sees half a file.
+    Each file is written in chunks as it is encoded. From PARALLEL_MIN_NODES nodes on, where the
+    machine has a second core, a forked child writes the Clash and sing-box configs while this
+    process writes the rest.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    skipped: dict[str, dict[str, int]] = {}
-    seconds: dict[str, float] = {}
-    contents: dict[str, str | bytes] = {}
     total = len(EXPORT_FILES)
+    temporaries = {key: out_dir / (file_name + ".tmp") for key, file_name in EXPORT_FILES.items()}
+    done = 0
 
-    started = time.perf_counter()
-    links, link_skips = serialize_links(nodes)
-    raw = render_raw(links)
-    contents["raw"] = raw
-    contents["base64"] = render_base64(raw)
-    skipped["raw"] = skipped["base64"] = dict(link_skips)
-    seconds["raw"] = time.perf_counter() - started
-    progress("export", 2, total)
+    def finished(count: int) -> None:
+        nonlocal done
+        done += count
+        progress("export", done, total)
 
-    started = time.perf_counter()
-    contents["clash"], clash_skips = render_clash(list(nodes))
-    skipped["clash"] = dict(clash_skips)
-    seconds["clash"] = time.perf_counter() - started
-    progress("export", 3, total)
+    with paused_gc():
+        child = None
+        if len(nodes) >= PARALLEL_MIN_NODES and can_fork():
+            try:
+                child = ForkedCall(_write_configs, nodes, temporaries)
+            except OSError:
+                child = None
 
-    started = time.perf_counter()
-    contents["singbox"], singbox_skips = render_singbox(list(nodes))
-    skipped["singbox"] = dict(singbox_skips)
-    seconds["singbox"] = time.perf_counter() - started
-    progress("export", 4, total)
+        started = time.perf_counter()
+        links, link_skips = serialize_links(nodes)
+        with temporaries["raw"].open("wb") as raw, temporaries["base64"].open("wb") as encoded:
+            write_raw_and_base64(links, raw.write, encoded.write)
+        link_seconds = time.perf_counter() - started
+        finished(2)
 
-    started = time.perf_counter()
-    contents["csv"] = render_csv(nodes, links)
-    seconds["csv"] = time.perf_counter() - started
-    progress("export", 5, total)
+        configs = None
+        if child is None:
+            configs = _write_configs(nodes, temporaries)
+            finished(2)
 
-    started = time.perf_counter()
-    report_stats = {**stats, "export_skipped": skipped}
-    contents["json"] = render_report(report_stats, nodes, links)
-    seconds["json"] = time.perf_counter() - started
+        started = time.perf_counter()
+        with temporaries["csv"].open("w", encoding="utf-8") as table:
+            write_csv(nodes, links, table)
+        csv_seconds = time.perf_counter() - started
+        finished(1)
+
+        if configs is None:
+            try:
+                configs = child.result()  # type: ignore[union-attr]
+            except ChildFailed:
+                # The parent writes the files itself, so that an error in the exporters is
+                # raised here with its real traceback, and a killed child costs only time.
+                configs = _write_configs(nodes, temporaries)
+            finished(2)
+
+        skipped: dict[str, dict[str, int]] = {"raw": dict(link_skips), "base64": dict(link_skips)}
+        seconds: dict[str, float] = {"raw": link_seconds}
+        for key, (format_skips, format_seconds) in configs.items():
+            skipped[key] = format_skips
+            seconds[key] = format_seconds
+        seconds["csv"] = csv_seconds
+
+        started = time.perf_counter()
+        report_stats = {**stats, "export_skipped": skipped}
+        with temporaries["json"].open("wb") as report:
+            write_report(report_stats, nodes, links, report.write)
+        seconds["json"] = time.perf_counter() - started
 
     paths = {}
     for key, file_name in EXPORT_FILES.items():
         path = out_dir / file_name
-        temporary = path.with_name(path.name + ".tmp")
-        content = contents[key]
-        if isinstance(content, str):
-            temporary.write_text(content, encoding="utf-8")
-        else:
-            temporary.write_bytes(content)
-        temporary.replace(path)
+        temporaries[key].replace(path)
         paths[key] = path
     progress("export", total, total)
     return ExportResult(paths=paths, links=links, skipped=skipped, seconds=seconds)
+
+
+# From this many nodes on, the Clash and sing-box configs are written by a forked child. Below
+# it the fork costs more than the second core saves.
+PARALLEL_MIN_NODES = 20_000
+
+
+def _write_configs(
+    nodes: Sequence[Node], temporaries: dict[str, Path]
+) -> dict[str, tuple[dict[str, int], float]]:
+    """Write the Clash and sing-box configs; return each one's skip counts and seconds."""
+    result = {}
+    for key, write_config in (("clash", write_clash), ("singbox", write_singbox)):
+        started = time.perf_counter()
+        with temporaries[key].open("wb") as stream:
+            format_skips = write_config(nodes, stream.write)
+        result[key] = (dict(format_skips), time.perf_counter() - started)
+    return result

@@ -12,7 +12,7 @@ import binascii
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ..errors import LinkError
 
@@ -145,11 +145,31 @@ def decode_name(fragment: str) -> str:
 
 def encode_name(name: str) -> str:
     """Percent-encode a remark for a `#fragment`, keeping emoji readable by clients as UTF-8."""
-    return quote(name, safe="")
+    return percent_encode(name, "")
 
 
 def encode_component(value: str) -> str:
-    return quote(value, safe="")
+    return percent_encode(value, "")
+
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_ENCODE_TABLES: dict[str, dict[int, str]] = {}
+
+
+def percent_encode(value: str, safe: str = "/") -> str:
+    """Return `urllib.parse.quote(value, safe=safe)` for a str, computed with str.translate.
+
+    The UTF-8 bytes are viewed as Latin-1 text, so that one translate call maps every byte to
+    itself or to its `%XX` escape. Like quote, it raises UnicodeEncodeError for lone surrogates.
+    """
+    table = _ENCODE_TABLES.get(safe)
+    if table is None:
+        kept = _UNRESERVED | frozenset(safe.encode("ascii"))
+        table = {byte: f"%{byte:02X}" for byte in range(256) if byte not in kept}
+        _ENCODE_TABLES[safe] = table
+    if value.isascii():
+        return value.translate(table)
+    return value.encode("utf-8").decode("latin-1").translate(table)
 
 
 def build_query(params: dict[str, object]) -> str:
@@ -160,7 +180,7 @@ def build_query(params: dict[str, object]) -> str:
             continue
         if value is True:
             value = "1"
-        parts.append(f"{key}={quote(str(value), safe=',')}")
+        parts.append(f"{key}={percent_encode(str(value), ',')}")
     return "&".join(parts)
 
 

@@ -7,7 +7,7 @@ All three run over QUIC with TLS, so their nodes always have security "tls". Por
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ..errors import LinkError
 from ..node import Node
@@ -18,6 +18,7 @@ from .common import (
     decode_name,
     encode_name,
     parse_query,
+    percent_encode,
     split_alpn,
     split_host_port,
     truthy,
@@ -263,7 +264,7 @@ def serialize_hysteria2(node: Node) -> str:
             "mport": mport,
         }
     )
-    userinfo = quote(node.password, safe=":")
+    userinfo = percent_encode(node.password, ":")
     return _finish(f"hysteria2://{userinfo}@{address}/", query, node.name)
 
 
@@ -334,7 +335,7 @@ def serialize_tuic(node: Node) -> str:
             "reduce_rtt": bool(extra.get("reduce_rtt")),
         }
     )
-    userinfo = f"{node.uuid}:{quote(node.password, safe='')}"
+    userinfo = f"{node.uuid}:{percent_encode(node.password, '')}"
     return _finish(f"tuic://{userinfo}@{address}:{node.port}", query, node.name)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ..errors import LinkError
 from ..node import Node
@@ -25,6 +25,7 @@ from .common import (
     decode_name,
     encode_name,
     parse_query,
+    percent_encode,
     split_host_port,
     truthy,
 )
@@ -447,14 +448,14 @@ def serialize_ss(node: Node) -> str:
     userinfo. The others get URL-safe unpadded base64 of `method:password`.
     """
     if node.method in SS_2022_CIPHERS:
-        userinfo = f"{node.method}:{quote(node.password, safe='')}"
+        userinfo = f"{node.method}:{percent_encode(node.password, '')}"
     else:
         userinfo = b64encode_text(f"{node.method}:{node.password}", urlsafe=True, padding=False)
     link = f"ss://{userinfo}@{_format_host(node.host)}:{node.port}"
     plugin = node.extra.get("plugin")
     if plugin:
         spec = format_plugin(plugin, node.extra.get("plugin_opts") or {})
-        link += f"/?plugin={quote(spec, safe='')}"
+        link += f"/?plugin={percent_encode(spec, '')}"
     if node.name:
         link += f"#{encode_name(node.name)}"
     return link
