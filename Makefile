@@ -14,6 +14,30 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Chart.js comes from npm (package.json pins it) and is copied into the gitignored static/vendor/.
+install: static/vendor/chart.umd.min.js chromium
+
+static/vendor/chart.umd.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p static/vendor
+	cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+# The browser tests drive Debian's chromium; Playwright cannot download its own browser here.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# The probe tests run real proxy servers (v2ray, ss-server, trojan) and make certificates with openssl.
+PROXY_PACKAGES := v2ray shadowsocks-libev trojan openssl
+install: proxy-servers
+
+.PHONY: proxy-servers
+proxy-servers:
+	@if ! command -v v2ray >/dev/null || ! command -v ss-server >/dev/null \
+		|| ! command -v trojan >/dev/null || ! command -v openssl >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(PROXY_PACKAGES); \
+	fi
+
 # Merge the sample subscriptions (one per input format, every server on 127.x) on SQLite.
 demo: install
 	$(PY) manage.py migrate --noinput --verbosity 0

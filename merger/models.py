@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -187,6 +189,9 @@ class ProbeResult(models.Model):
     alive = models.BooleanField(null=True, help_text=_("Empty when the node could not be tested this way."))
     latency_ms = models.FloatField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
+    tls_verified = models.BooleanField(
+        null=True, help_text=_("TLS checks: whether the certificate verified. Empty for other checks.")
+    )
 
     class Meta:
         ordering = ["-checked_at"]
@@ -201,6 +206,11 @@ class ProbeResult(models.Model):
 def new_profile_token() -> str:
     """Return a URL-safe token with 256 random bits."""
     return secrets.token_urlsafe(32)
+
+
+def hash_profile_token(token: str) -> str:
+    """Return the SHA-256 hex digest under which a profile token is looked up."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class OutputProfile(models.Model):
@@ -227,6 +237,9 @@ class OutputProfile(models.Model):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     token = models.CharField(max_length=64, unique=True, default=new_profile_token, editable=False)
+    # /sub/<token> finds the profile by this digest rather than by the token, so the database
+    # index comparison cannot leak how much of a guessed token is right; save() keeps it current.
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False, null=True)
     include_regex = models.CharField(_("include names matching"), max_length=500, blank=True)
     exclude_regex = models.CharField(_("exclude names matching"), max_length=500, blank=True)
     protocols = models.JSONField(_("protocols"), default=list, blank=True, help_text=_("Empty means all."))
@@ -260,3 +273,78 @@ class OutputProfile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.token_sha256 = hash_profile_token(self.token)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "token" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "token_sha256"}
+        super().save(*args, **kwargs)
+
+
+class MergeSettings(models.Model):
+    """The fetch settings of every merge, edited on the Configuration page; one row (pk 1).
+
+    Defaults come from settings.VPNMERGER when the row is first created, so the environment still
+    seeds a fresh installation.
+    """
+
+    fetch_concurrency = models.PositiveIntegerField(
+        _("parallel downloads"),
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text=_("How many sources are downloaded at once, 1 to 64."),
+    )
+    fetch_timeout = models.FloatField(
+        _("download timeout (s)"),
+        validators=[MinValueValidator(1.0), MaxValueValidator(300.0)],
+        help_text=_("Seconds before one download attempt is abandoned, 1 to 300."),
+    )
+    fetch_retries = models.PositiveIntegerField(
+        _("retries"),
+        validators=[MaxValueValidator(10)],
+        help_text=_("Extra attempts after a timeout or a 5xx answer, 0 to 10."),
+    )
+    fetch_max_bytes = models.PositiveIntegerField(
+        _("maximum body size (bytes)"),
+        validators=[MinValueValidator(1024), MaxValueValidator(200 * 1024 * 1024)],
+        help_text=_("Larger subscription bodies are rejected, 1 KiB to 200 MiB."),
+    )
+    user_agent = models.CharField(
+        _("default User-Agent"), max_length=300, help_text=_("Sent to sources that set no User-Agent of their own.")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("merge settings")
+        verbose_name_plural = _("merge settings")
+
+    def __str__(self) -> str:
+        return str(_("merge settings"))
+
+    @classmethod
+    def load(cls) -> MergeSettings:
+        """Return the settings row, creating it from settings.VPNMERGER when missing."""
+        from django.conf import settings
+
+        defaults = settings.VPNMERGER
+        row, _created = cls.objects.get_or_create(
+            pk=1,
+            defaults={
+                "fetch_concurrency": defaults["FETCH_CONCURRENCY"],
+                "fetch_timeout": defaults["FETCH_TIMEOUT"],
+                "fetch_retries": defaults["FETCH_RETRIES"],
+                "fetch_max_bytes": defaults["FETCH_MAX_BYTES"],
+                "user_agent": defaults["USER_AGENT"],
+            },
+        )
+        return row
+
+    def as_options(self) -> dict[str, object]:
+        """Return the values under the settings.VPNMERGER key names that the merge service reads."""
+        return {
+            "FETCH_CONCURRENCY": self.fetch_concurrency,
+            "FETCH_TIMEOUT": self.fetch_timeout,
+            "FETCH_RETRIES": self.fetch_retries,
+            "FETCH_MAX_BYTES": self.fetch_max_bytes,
+            "USER_AGENT": self.user_agent,
+        }

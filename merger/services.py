@@ -19,15 +19,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import fetch
+from . import fetch, probing
+from . import progress as progress_events
 from .core import pipeline
 from .core.node import Node as CoreNode
-from .models import MergeRun, Node, Source, SourceResult
+from .models import MergeRun, MergeSettings, Node, Source, SourceResult
 
 logger = logging.getLogger(__name__)
 
 # Share of the overall progress bar given to each stage, in pipeline order.
-STAGE_WEIGHTS = {"fetch": 30.0, "parse": 30.0, "dedupe": 5.0, "export": 20.0, "persist": 15.0}
+STAGE_WEIGHTS = {"fetch": 30.0, "parse": 25.0, "dedupe": 5.0, "export": 15.0, "probe": 10.0, "persist": 15.0}
 # SQLite allows 999 variables per statement in older builds; batches stay below that.
 QUERY_BATCH = 900
 
@@ -53,18 +54,22 @@ class MergeInput:
 
 
 def inputs_for_enabled_sources() -> list[MergeInput]:
-    return [
-        MergeInput(
-            label=source.name,
-            url=source.url,
-            source_id=source.pk,
-            user_agent=source.user_agent,
-            headers=dict(source.headers or {}),
-            etag=source.etag if _cache_path(source.pk).exists() else "",
-            last_modified=source.last_modified if _cache_path(source.pk).exists() else "",
-        )
-        for source in Source.objects.filter(enabled=True).order_by("name")
-    ]
+    return [input_for_source(source) for source in Source.objects.filter(enabled=True).order_by("name")]
+
+
+def input_for_source(source: Source) -> MergeInput:
+    # The conditional-GET validators are sent only while the cached body exists, because a 304
+    # answer is useless without it.
+    cached = _cache_path(source.pk).exists()
+    return MergeInput(
+        label=source.name,
+        url=source.url,
+        source_id=source.pk,
+        user_agent=source.user_agent,
+        headers=dict(source.headers or {}),
+        etag=source.etag if cached else "",
+        last_modified=source.last_modified if cached else "",
+    )
 
 
 def inputs_from_locations(locations: Iterable[str]) -> list[MergeInput]:
@@ -83,6 +88,7 @@ class _ProgressTracker:
         self.run = run
         self.listener = listener
         self.saved_at = 0.0
+        self.publisher = progress_events.RunEventPublisher(run.pk)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         before = 0.0
@@ -100,6 +106,7 @@ class _ProgressTracker:
         if (now - self.saved_at > 0.5 or done >= total) and not _in_event_loop():
             self.saved_at = now
             MergeRun.objects.filter(pk=self.run.pk).update(stage=stage, progress=self.run.progress)
+        self.publisher(stage, done, total, self.run.progress)
         if self.listener is not None:
             self.listener(self.run, stage, done, total, self.run.progress)
 
@@ -116,6 +123,45 @@ def create_run(trigger: str = "command") -> MergeRun:
     return MergeRun.objects.create(trigger=trigger)
 
 
+class MergeCancelled(Exception):
+    """Raised between stages when someone asked to cancel the run (MergeRun.cancel_requested)."""
+
+
+def check_cancel(run: MergeRun) -> None:
+    """Record a heartbeat for the run and raise MergeCancelled if a cancel was requested.
+
+    Called between stages, so a worker that stops calling it is taken as dead once the heartbeat
+    is older than VPNMERGER["HEARTBEAT_TIMEOUT"].
+    """
+    now = timezone.now()
+    MergeRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+    run.heartbeat_at = now
+    if MergeRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+        raise MergeCancelled(f"merge run {run.pk} was cancelled")
+
+
+def mark_cancelled(run: MergeRun) -> None:
+    """Set a run that stopped on a cancel request to cancelled; its partial exports are never current."""
+    logger.info("merge run %s cancelled at stage %r", run.pk, run.stage)
+    MergeRun.objects.filter(pk=run.pk).update(status=MergeRun.Status.CANCELLED, finished_at=timezone.now())
+    run.refresh_from_db()
+    progress_events.publish_run_status(run)
+
+
+def current_export_dir() -> Path | None:
+    """Return the export folder of the latest succeeded run, or None before the first one.
+
+    Exports are written per run (EXPORT_DIR/run-<id>), so a failed, cancelled or still running
+    merge never replaces what clients are served.
+    """
+    runs = MergeRun.objects.filter(status=MergeRun.Status.SUCCEEDED).exclude(export_dir="")
+    for export_dir in runs.order_by("-finished_at", "-pk").values_list("export_dir", flat=True)[:5]:
+        path = Path(export_dir)
+        if path.is_dir():
+            return path
+    return None
+
+
 def run_merge(
     run: MergeRun | None = None,
     *,
@@ -123,11 +169,14 @@ def run_merge(
     out_dir: Path | None = None,
     listener: ProgressListener | None = None,
     trigger: str = "command",
+    probe_options: probing.ProbeOptions | None = None,
 ) -> MergeRun:
     """Fetch, parse, de-duplicate and export, then store nodes and counts on a MergeRun.
 
     With `inputs` None every enabled source is merged. A failing input is recorded on its
     SourceResult and the merge goes on; only an error of the merge itself fails the run.
+    With `probe_options` every unique node is probed (and URL-tested when they ask for it)
+    before the nodes are stored; a node that cannot be probed is recorded with the reason.
     """
     run = run or create_run(trigger)
     if inputs is None:
@@ -136,33 +185,83 @@ def run_merge(
     progress = _ProgressTracker(run, listener)
 
     run.status = MergeRun.Status.RUNNING
-    run.started_at = timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    run.started_at = run.heartbeat_at = timezone.now()
+    run.save(update_fields=["status", "started_at", "heartbeat_at"])
+    progress_events.publish_run_status(run)
     logger.info("merge run %s started with %d inputs", run.pk, len(inputs))
     try:
-        _execute(run, list(inputs), out_dir, progress)
+        _execute(run, list(inputs), out_dir, progress, probe_options)
+    except MergeCancelled:
+        mark_cancelled(run)
+        return run
     except Exception as error:
         logger.exception("merge run %s failed", run.pk)
         MergeRun.objects.filter(pk=run.pk).update(
             status=MergeRun.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
         )
         run.refresh_from_db()
+        progress_events.publish_run_status(run)
         raise
     logger.info("merge run %s finished: %d unique nodes", run.pk, run.unique)
     return run
 
 
-def _execute(run: MergeRun, inputs: list[MergeInput], out_dir: Path, progress: _ProgressTracker) -> None:
+def _execute(
+    run: MergeRun,
+    inputs: list[MergeInput],
+    out_dir: Path,
+    progress: _ProgressTracker,
+    probe_options: probing.ProbeOptions | None = None,
+) -> None:
     fetched = _fetch_inputs(inputs, progress)
+    finish_fetched(run, inputs, fetched, out_dir, progress, probe_options=probe_options)
 
+
+def finish_fetched(
+    run: MergeRun,
+    inputs: list[MergeInput],
+    fetched: list[fetch.FetchResult],
+    out_dir: Path,
+    progress: _ProgressTracker,
+    *,
+    probe_options: probing.ProbeOptions | None = None,
+) -> None:
+    """Parse, de-duplicate, export, probe and persist fetched inputs (`fetched[i]` belongs to `inputs[i]`).
+
+    The in-process merge ends here. The Celery fan-out calls the same `prepare_fetched` and
+    `persist_prepared` with the probing split into batch tasks in between, so both write the
+    same exports for the same bodies.
+    """
+    prepared = prepare_fetched(run, inputs, fetched, out_dir, progress)
+    # Probing is network I/O that can take minutes, so it runs before the transaction of _persist.
+    probe_outcomes = None
+    if probe_options is not None:
+        check_cancel(run)
+        probe_outcomes = probing.run_probes(
+            prepared.nodes, probe_options, lambda done, total: progress("probe", done, total)
+        )
+    persist_prepared(run, prepared, inputs, fetched, progress, probe_outcomes, probe_options)
+
+
+def prepare_fetched(
+    run: MergeRun,
+    inputs: list[MergeInput],
+    fetched: list[fetch.FetchResult],
+    out_dir: Path,
+    progress: _ProgressTracker,
+    parsed: Sequence[pipeline.InputOutcome | None] | None = None,
+) -> PreparedMerge:
+    """Parse (unless `parsed[i]` already holds input i's outcome), de-duplicate and write the exports."""
+    check_cancel(run)
     outcomes: list[pipeline.InputOutcome] = []
     results: list[SourceResult] = []
     for index, (item, result) in enumerate(zip(inputs, fetched, strict=True), 1):
-        outcome, source_result = _parse_fetched(run, item, result)
+        outcome, source_result = _parse_fetched(run, item, result, parsed[index - 1] if parsed else None)
         outcomes.append(outcome)
         results.append(source_result)
         progress("parse", index, len(inputs))
 
+    check_cancel(run)
     deduplicated = pipeline.deduplicate(outcomes)
     progress("dedupe", 1, 1)
 
@@ -188,11 +287,49 @@ def _execute(run: MergeRun, inputs: list[MergeInput], out_dir: Path, progress: _
         "unique": run.unique,
         "per_protocol": run.per_protocol,
     }
+    check_cancel(run)
     exported = pipeline.export_all(deduplicated.nodes, out_dir, stats, progress)
     run.export_dir = str(out_dir)
     run.export_skipped = exported.skipped
+    return PreparedMerge(results, deduplicated.nodes, exported.links)
 
-    _persist(run, results, deduplicated.nodes, exported.links, inputs, fetched, progress)
+
+@dataclass(slots=True)
+class PreparedMerge:
+    """A merge after its exports are written and before probing and persisting.
+
+    The Celery fan-out pickles it between its final tasks, so it holds only plain data and unsaved
+    SourceResult rows.
+    """
+
+    results: list[SourceResult]
+    nodes: list[CoreNode]
+    links: list[str]
+
+
+def persist_prepared(
+    run: MergeRun,
+    prepared: PreparedMerge,
+    inputs: list[MergeInput],
+    fetched: list[fetch.FetchResult],
+    progress: _ProgressTracker,
+    probe_outcomes: list[list[probing.ProbeOutcome]] | None = None,
+    probe_options: probing.ProbeOptions | None = None,
+) -> None:
+    """Store the nodes, probe outcomes and counts of a prepared merge and mark the run succeeded."""
+    check_cancel(run)
+    _persist(
+        run, prepared.results, prepared.nodes, prepared.links, inputs, fetched, progress, probe_outcomes, probe_options
+    )
+
+
+def progress_tracker(run: MergeRun, listener: ProgressListener | None = None) -> _ProgressTracker:
+    return _ProgressTracker(run, listener)
+
+
+def fetch_one(item: MergeInput) -> fetch.FetchResult:
+    """Fetch or read one input with the configured limits; the Celery fan-out's per-source step."""
+    return _fetch_inputs([item], lambda stage, done, total: None)[0]
 
 
 def _fetch_inputs(inputs: list[MergeInput], progress: _ProgressTracker) -> list[fetch.FetchResult]:
@@ -204,7 +341,8 @@ def _fetch_inputs(inputs: list[MergeInput], progress: _ProgressTracker) -> list[
         done += 1
         progress("fetch", done, total)
 
-    options = settings.VPNMERGER
+    # The Configuration page edits these live; the environment only seeds the first row.
+    options = {**settings.VPNMERGER, **MergeSettings.load().as_options()}
     by_key: dict[str, fetch.FetchResult] = {}
     remote = []
     for index, item in enumerate(inputs):
@@ -241,8 +379,17 @@ def _fetch_inputs(inputs: list[MergeInput], progress: _ProgressTracker) -> list[
     return [by_key[str(index)] for index in range(total)]
 
 
+def choose_body(item: MergeInput, result: fetch.FetchResult) -> tuple[bytes | None, bool]:
+    """Return the body to parse and whether it is stale: the cached body after a 304 or a failed fetch."""
+    if item.source_id is not None and (result.not_modified or not result.ok):
+        cache = _cache_path(item.source_id)
+        if cache.exists():
+            return cache.read_bytes(), not result.ok
+    return result.body, False
+
+
 def _parse_fetched(
-    run: MergeRun, item: MergeInput, result: fetch.FetchResult
+    run: MergeRun, item: MergeInput, result: fetch.FetchResult, parsed_outcome: pipeline.InputOutcome | None = None
 ) -> tuple[pipeline.InputOutcome, SourceResult]:
     source_result = SourceResult(
         run=run,
@@ -255,18 +402,12 @@ def _parse_fetched(
         elapsed_ms=result.elapsed_ms,
         userinfo=result.userinfo,
     )
-    body = result.body
-    stale = False
-    if item.source_id is not None and (result.not_modified or not result.ok):
-        cache = _cache_path(item.source_id)
-        if cache.exists():
-            body = cache.read_bytes()
-            stale = not result.ok
+    body, stale = choose_body(item, result)
     if body is None:
         source_result.error = (result.error or "no body")[:500]
         return pipeline.InputOutcome(item.label, error=source_result.error), source_result
 
-    outcome = pipeline.parse_input(item.label, body)
+    outcome = parsed_outcome or pipeline.parse_input(item.label, body)
     if outcome.parsed is None:
         source_result.error = outcome.error[:500]
         return outcome, source_result
@@ -316,6 +457,8 @@ def _persist(
     inputs: list[MergeInput],
     fetched: list[fetch.FetchResult],
     progress: _ProgressTracker,
+    probe_outcomes: list[list[probing.ProbeOutcome]] | None = None,
+    probe_options: probing.ProbeOptions | None = None,
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -326,11 +469,18 @@ def _persist(
             batch = nodes[start : start + QUERY_BATCH]
             _upsert_nodes(run, batch, links[start : start + QUERY_BATCH], now)
             progress("persist", min(start + QUERY_BATCH, total), total)
+        if probe_outcomes is not None and probe_options is not None:
+            ids = dict(Node.objects.filter(last_run=run).values_list("fingerprint", "pk"))
+            node_ids = [ids[node.fingerprint] for node in nodes]
+            run.probed, run.alive = probing.store_outcomes(
+                run, node_ids, probe_outcomes, now, probe_options.history
+            )
         run.status = MergeRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.progress = 100.0
         run.stage = "done"
         run.save()
+        progress_events.publish_run_status(run)
 
 
 def _upsert_nodes(run: MergeRun, batch: list[CoreNode], links: list[str], now) -> None:

@@ -24,6 +24,36 @@ def corpus_files(pattern: str = "*") -> list[Path]:
     return sorted(path for path in CORPUS_DIR.glob(pattern) if path.name != "README.md")
 
 
+# Services on 127.0.0.1 that tests may need, as (host, port).
+SERVICES = {"postgresql": ("127.0.0.1", 5432), "redis": ("127.0.0.1", 6379), "rabbitmq": ("127.0.0.1", 5672)}
+
+
+@pytest.fixture
+def require_service():
+    """Return a function that checks a service on 127.0.0.1 is reachable before a test uses it.
+
+    `require_service("redis")` skips the test with the reason when the service is down, except
+    under CI (settings.CI true), where it fails: a missing service must not pass unnoticed.
+    """
+    import socket
+
+    from django.conf import settings
+
+    def check(name: str) -> None:
+        if name not in SERVICES:
+            raise ValueError(f"unknown service {name!r}: expected one of {', '.join(SERVICES)}")
+        host, port = SERVICES[name]
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+        except OSError as error:
+            message = f"{name} is not reachable at {host}:{port} ({error}); start it to run this test"
+            if getattr(settings, "CI", False):
+                pytest.fail(message)
+            pytest.skip(message)
+
+    return check
+
+
 class _Routes(dict):
     """Path to (status, headers, body) served by the `http_server` fixture."""
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
-from merger import services
+from merger import orchestration, probing, services
 from merger.models import MergeRun, SourceResult
 
 
@@ -27,11 +27,26 @@ class Command(BaseCommand):
             "--out", metavar="DIR", help=_("Also write the exports into this folder (created if missing).")
         )
         parser.add_argument(
-            "--no-probe", action="store_true", help=_("Skip probing the servers (accepted; probing is not built yet).")
+            "--no-probe",
+            action="store_true",
+            help=_("Skip probing the servers (TCP connect or TLS handshake)."),
+        )
+        parser.add_argument(
+            "--core-test",
+            action="store_true",
+            help=_("Also fetch VPNMERGER_PROBE_TEST_URL through each server with a v2ray or xray core."),
         )
         parser.add_argument("--no-progress", action="store_true", help=_("Do not draw a progress bar."))
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help=_("Queue a merge of the stored sources on the Celery workers, print its run id and return."),
+        )
 
     def handle(self, *args, **options):
+        if options["background"]:
+            self._queue(options)
+            return
         if options["locations"]:
             inputs = services.inputs_from_locations(options["locations"])
         else:
@@ -54,12 +69,41 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            run = services.run_merge(inputs=inputs, out_dir=out_dir, listener=listener, trigger="command")
+            probe_options = None
+            if not options["no_probe"]:
+                probe_options = probing.ProbeOptions.from_settings(core_test=options["core_test"])
+            run = services.run_merge(
+                inputs=inputs,
+                out_dir=out_dir,
+                listener=listener,
+                trigger="command",
+                probe_options=probe_options,
+            )
         except Exception as error:
             bar.close()
             raise CommandError(_("Merge failed: %(error)s") % {"error": error}) from error
         bar.close()
         self._print_summary(run)
+
+    def _queue(self, options) -> None:
+        if options["locations"] or options["out"]:
+            raise CommandError(
+                _(
+                    "--background merges the stored sources only: "
+                    "drop --from and --out, or run without --background."
+                )
+            )
+        try:
+            request = orchestration.request_merge(trigger="command", probe=not options["no_probe"])
+        except orchestration.NoEnabledSources as error:
+            raise CommandError(str(error)) from None
+        if request.created:
+            self.stdout.write(str(request.run.pk))
+        else:
+            raise CommandError(
+                _("Merge run %(id)s is already %(status)s; cancel it with 'manage.py runs --cancel %(id)s'.")
+                % {"id": request.run.pk, "status": request.run.status}
+            )
 
     def _print_summary(self, run: MergeRun) -> None:
         write = self.stdout.write
@@ -89,4 +133,6 @@ class Command(BaseCommand):
             skipped = sum(reasons.values())
             if skipped:
                 write(_("Left out of %(target)s: %(count)d nodes") % {"target": target, "count": skipped})
+        if run.probed:
+            write(_("Probed: %(probed)d nodes, %(alive)d alive") % {"probed": run.probed, "alive": run.alive})
         write(_("Exports written to %(dir)s") % {"dir": run.export_dir})
