@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -16,11 +14,11 @@ from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments import services
 from deployments.models import Deployment
 
 HISTORY_ROWS = 30
 # Service functions that start a dry run, tried in order; each takes the keyword arguments below.
-DRY_RUN_ENTRIES = (("deployments.services", "dry_run"), ("deployments.services", "start_dry_run"))
 
 
 def deployment_payload(deployment: Deployment) -> dict[str, Any]:
@@ -42,24 +40,11 @@ def deployment_payload(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def find_dry_run() -> Callable[..., Any] | None:
-    """Return the deployments service function that runs a dry run, or None when it is missing."""
-    for module_name, name in DRY_RUN_ENTRIES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        function = getattr(module, name, None)
-        if callable(function):
-            return function
-    return None
-
-
 @login_required
 @require_GET
 def deployments_page(request: HttpRequest) -> HttpResponse:
     history = list(Deployment.objects.order_by("-created_at", "-pk")[:HISTORY_ROWS])
-    context = {"tab": "deployments", "deployments": history, "dry_run_available": find_dry_run() is not None}
+    context = {"tab": "deployments", "deployments": history}
     return render(request, "deployments/deployments.html", context)
 
 
@@ -73,15 +58,13 @@ def deployments_json(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_POST
 def start_dry_run(request: HttpRequest) -> HttpResponse:
-    function = find_dry_run()
-    if function is None:
-        messages.error(request, _("Dry runs are not available: the deployments service is not installed."))
-        return redirect("deployments")
     started_by = f"{request.user.get_username()} (web)"
+    # A dry run checks the currently installed version; it changes nothing but its own record.
+    version = request.POST.get("version", "").strip()[:100] or services.current_version() or "dry-run"
 
     def work() -> None:
         try:
-            function(started_by=started_by)
+            services.start_deployment(version, dry_run=True, started_by=started_by)
         finally:
             close_old_connections()
 

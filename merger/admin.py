@@ -45,7 +45,16 @@ class SourceResultInline(admin.TabularInline):
 
 @admin.register(MergeRun)
 class MergeRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "trigger", "created_at", "duration", "sources_ok", "sources_failed", "unique")
+    list_display = (
+        "id",
+        "status",
+        "trigger",
+        "created_at",
+        "duration",
+        "sources_ok",
+        "sources_failed",
+        "unique",
+    )
     list_filter = ("status", "trigger")
     readonly_fields = [field.name for field in MergeRun._meta.fields]
     inlines = [SourceResultInline]

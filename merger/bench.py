@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import resource
@@ -210,9 +211,9 @@ def run_merge_benchmark(
 
         seed = corpus_links(corpus_dir)
         body = measure("generate", count, lambda: "\n".join(grow_links(seed, count)).encode())
-        outcome = measure("parse", count, lambda: pipeline.parse_input("benchmark", body))
+        outcome = measure("parse", count, functools.partial(pipeline.parse_input, "benchmark", body))
         del body
-        deduplicated = measure("dedupe", count, lambda: pipeline.deduplicate([outcome]))
+        deduplicated = measure("dedupe", count, functools.partial(pipeline.deduplicate, [outcome]))
         del outcome
         report.unique = len(deduplicated.nodes)
         report.duplicates = deduplicated.duplicates

@@ -23,7 +23,9 @@ class Source(models.Model):
         _("User-Agent"),
         max_length=300,
         blank=True,
-        help_text=_("Sent instead of the default; some providers only answer known clients such as clash.meta."),
+        help_text=_(
+            "Sent instead of the default; some providers only answer known clients such as clash.meta."
+        ),
     )
     headers = models.JSONField(_("extra headers"), default=dict, blank=True)
     notes = models.TextField(_("notes"), blank=True)
@@ -61,7 +63,15 @@ class MergeRun(models.Model):
         FAILED = "failed", _("failed")
         CANCELLED = "cancelled", _("cancelled")
 
+    class Kind(models.TextChoices):
+        MERGE = "merge", _("merge")
+        PROBE = "probe", _("probe")
+        EXPORT = "export", _("export")
+
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    # Probe and export runs share this table so the operations page follows them the same way,
+    # but only merge runs decide which nodes and exports are served.
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MERGE, db_index=True)
     trigger = models.CharField(
         max_length=40, default="command", help_text=_("What started the run: command, schedule, web or api.")
     )
@@ -116,8 +126,12 @@ class SourceResult(models.Model):
     """The outcome of one input in one run: fetch result, detected format and counts."""
 
     run = models.ForeignKey(MergeRun, on_delete=models.CASCADE, related_name="source_results")
-    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="results")
-    label = models.CharField(max_length=300, help_text=_("The source name, or the path or URL given to --from."))
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="results"
+    )
+    label = models.CharField(
+        max_length=300, help_text=_("The source name, or the path or URL given to --from.")
+    )
     url = models.CharField(max_length=2000)
     ok = models.BooleanField(default=False)
     http_status = models.PositiveIntegerField(null=True, blank=True)
@@ -131,7 +145,9 @@ class SourceResult(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     elapsed_ms = models.FloatField(default=0.0)
     userinfo = models.JSONField(null=True, blank=True)
-    stale = models.BooleanField(default=False, help_text=_("The fetch failed and the last good content was used."))
+    stale = models.BooleanField(
+        default=False, help_text=_("The fetch failed and the last good content was used.")
+    )
 
     class Meta:
         ordering = ["run", "label"]
@@ -161,9 +177,13 @@ class Node(models.Model):
     alive = models.BooleanField(null=True, blank=True, db_index=True)
     latency_ms = models.FloatField(null=True, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
-    success_ratio = models.FloatField(null=True, blank=True, help_text=_("Share of the last N checks that passed."))
+    success_ratio = models.FloatField(
+        null=True, blank=True, help_text=_("Share of the last N checks that passed.")
+    )
     score = models.FloatField(default=0.0, db_index=True)
-    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 country code, from the name or GeoIP."))
+    country = models.CharField(
+        max_length=2, blank=True, help_text=_("ISO 3166 country code, from the name or GeoIP.")
+    )
 
     class Meta:
         ordering = ["protocol", "host", "port"]
@@ -239,12 +259,15 @@ class OutputProfile(models.Model):
     token = models.CharField(max_length=64, unique=True, default=new_profile_token, editable=False)
     # /sub/<token> finds the profile by this digest rather than by the token, so the database
     # index comparison cannot leak how much of a guessed token is right; save() keeps it current.
-    token_sha256 = models.CharField(max_length=64, unique=True, editable=False, null=True)
+    # NULL rather than "" before save() fills it, because the column is unique.
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False, null=True)  # noqa: DJ001
     include_regex = models.CharField(_("include names matching"), max_length=500, blank=True)
     exclude_regex = models.CharField(_("exclude names matching"), max_length=500, blank=True)
     protocols = models.JSONField(_("protocols"), default=list, blank=True, help_text=_("Empty means all."))
     ports = models.JSONField(_("ports"), default=list, blank=True, help_text=_("Empty means all."))
-    regions = models.JSONField(_("regions"), default=list, blank=True, help_text=_("ISO country codes; empty means all."))
+    regions = models.JSONField(
+        _("regions"), default=list, blank=True, help_text=_("ISO country codes; empty means all.")
+    )
     alive_only = models.BooleanField(_("alive only"), default=False)
     max_latency_ms = models.PositiveIntegerField(_("maximum latency (ms)"), null=True, blank=True)
     top_n = models.PositiveIntegerField(_("top N"), null=True, blank=True)
@@ -256,9 +279,14 @@ class OutputProfile(models.Model):
         blank=True,
         help_text=_("For example '{flag} {country} {protocol} {index} {latency}'; empty keeps the names."),
     )
-    default_format = models.CharField(_("default format"), max_length=20, choices=Format.choices, default=Format.BASE64)
+    default_format = models.CharField(
+        _("default format"), max_length=20, choices=Format.choices, default=Format.BASE64
+    )
     userinfo_policy = models.CharField(
-        _("subscription-userinfo"), max_length=10, choices=UserinfoPolicy.choices, default=UserinfoPolicy.FIRST
+        _("subscription-userinfo"),
+        max_length=10,
+        choices=UserinfoPolicy.choices,
+        default=UserinfoPolicy.FIRST,
     )
     update_interval_hours = models.PositiveIntegerField(_("update interval (hours)"), default=12)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
@@ -310,7 +338,9 @@ class MergeSettings(models.Model):
         help_text=_("Larger subscription bodies are rejected, 1 KiB to 200 MiB."),
     )
     user_agent = models.CharField(
-        _("default User-Agent"), max_length=300, help_text=_("Sent to sources that set no User-Agent of their own.")
+        _("default User-Agent"),
+        max_length=300,
+        help_text=_("Sent to sources that set no User-Agent of their own."),
     )
     updated_at = models.DateTimeField(auto_now=True)
 

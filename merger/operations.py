@@ -8,13 +8,12 @@ management commands call do the work, and progress reaches the browser as `run.p
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -71,7 +70,7 @@ def start(operation: str, trigger: str = "web") -> Started:
         )
         if active is not None:
             return Started(active, created=False)
-    run = services.create_run(trigger if operation == "merge" else f"{trigger}-{operation}")
+    run = services.create_run(trigger, kind=operation)
     append_log(run.pk, f"{operation} queued by {trigger}")
     transaction.on_commit(lambda: run_in_background(operation, run.pk))
     return Started(run, created=True)
@@ -89,8 +88,19 @@ def cancel(run: MergeRun) -> bool:
 
 def run_in_background(operation: str, run_id: int) -> None:
     """Run the operation in a daemon thread; tests replace this to run it inline."""
-    thread = threading.Thread(target=execute, args=(operation, run_id), name=f"run-{run_id}", daemon=True)
+    thread = threading.Thread(
+        target=_execute_in_thread, args=(operation, run_id), name=f"run-{run_id}", daemon=True
+    )
     thread.start()
+
+
+def _execute_in_thread(operation: str, run_id: int) -> None:
+    try:
+        execute(operation, run_id)
+    finally:
+        # The thread's own database connection is closed here; closing in `execute` would also
+        # close the caller's connection when a test runs it inline.
+        close_old_connections()
 
 
 def execute(operation: str, run_id: int) -> None:
@@ -110,7 +120,6 @@ def execute(operation: str, run_id: int) -> None:
         progress_events.publish_run_status(MergeRun.objects.get(pk=run_id))
     finally:
         logging.getLogger("merger").removeHandler(handler)
-        close_old_connections()
 
 
 def _merge(run_id: int) -> None:
@@ -127,54 +136,65 @@ def _merge(run_id: int) -> None:
 
 
 def _probe(run_id: int) -> None:
-    _run_optional_service(
-        MergeRun.objects.get(pk=run_id), "merger.probing", ("probe_run", "probe_all", "probe_nodes"), "probe"
+    """Re-probe every stored node with the settings' probe options and refresh the scores."""
+    from . import probing, profiles
+
+    _begin(run_id, "probe")
+    publisher = progress_events.RunEventPublisher(run_id)
+
+    def progress(done: int, total: int) -> None:
+        publisher("probe", done, total, 100.0 * done / total if total else 100.0)
+
+    checked, probed, alive = probing.probe_stored_nodes(
+        options=probing.ProbeOptions.from_settings(), progress=progress
     )
+    profiles.update_scores()
+    MergeRun.objects.filter(pk=run_id).update(probed=probed, alive=alive)
+    _finish(run_id, f"probe finished: {checked} nodes checked, {probed} testable, {alive} alive")
 
 
 def _export(run_id: int) -> None:
-    _run_optional_service(
-        MergeRun.objects.get(pk=run_id),
-        "merger.profiles",
-        ("export_all_profiles", "export_profiles"),
-        "export",
-    )
+    """Write the served nodes again in every export format, into this run's own folder.
 
-
-def _run_optional_service(run: MergeRun, module_name: str, names: tuple[str, ...], stage: str) -> None:
-    """Call the first service function found in `module_name`, marking the run around it.
-
-    NOTE: probing and profile exports are separate services whose entry names are looked up here;
-    when none is present the run fails with a message that says so.
+    The folder is recorded on the export run for download; the current exports stay those of the
+    latest merge run, because only merge runs are served.
     """
-    function = _find_function(module_name, names)
-    MergeRun.objects.filter(pk=run.pk).update(
+    from . import profiles
+    from .core.select import node_from_dict
+    from .models import Node
+
+    _begin(run_id, "export")
+    served = profiles.served_run()
+    if served is None:
+        raise OperationError(_("Nothing to export yet: run a merge first."))
+    nodes = []
+    for data, origins in Node.objects.filter(last_run=served).order_by("pk").values_list("data", "origins"):
+        node = node_from_dict(data)
+        node.sources = list(origins or [])
+        nodes.append(node)
+    out_dir = Path(settings.VPNMERGER["EXPORT_DIR"]) / f"run-{run_id}"
+    stats = {"run_id": run_id, "exported_from_run": served.pk, "unique": len(nodes)}
+    result = pipeline.export_all(nodes, out_dir, stats)
+    MergeRun.objects.filter(pk=run_id).update(
+        export_dir=str(out_dir), export_skipped=result.skipped, unique=len(nodes)
+    )
+    _finish(run_id, f"export finished: {len(nodes)} nodes from run {served.pk} written to {out_dir}")
+
+
+def _begin(run_id: int, stage: str) -> None:
+    MergeRun.objects.filter(pk=run_id).update(
         status=MergeRun.Status.RUNNING, started_at=timezone.now(), stage=stage
     )
-    run.refresh_from_db()
-    progress_events.publish_run_status(run)
-    if function is None:
-        raise OperationError(f"{stage} is not available: {module_name} has none of {', '.join(names)}")
-    append_log(run.pk, f"{stage} started with {module_name}.{function.__name__}")
-    result = function()
-    append_log(run.pk, f"{stage} finished: {result!r}"[:500])
-    MergeRun.objects.filter(pk=run.pk).update(
+    progress_events.publish_run_status(MergeRun.objects.get(pk=run_id))
+    append_log(run_id, f"{stage} started")
+
+
+def _finish(run_id: int, message: str) -> None:
+    append_log(run_id, message)
+    MergeRun.objects.filter(pk=run_id).update(
         status=MergeRun.Status.SUCCEEDED, progress=100.0, stage="done", finished_at=timezone.now()
     )
-    run.refresh_from_db()
-    progress_events.publish_run_status(run)
-
-
-def _find_function(module_name: str, names: tuple[str, ...]) -> Callable[[], Any] | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for name in names:
-        function = getattr(module, name, None)
-        if callable(function):
-            return function
-    return None
+    progress_events.publish_run_status(MergeRun.objects.get(pk=run_id))
 
 
 _RUNNERS: dict[str, Callable[[int], None]] = {"merge": _merge, "probe": _probe, "export": _export}

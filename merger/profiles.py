@@ -214,7 +214,9 @@ def selection_for(profile: OutputProfile) -> select.Selection:
 def served_run() -> MergeRun | None:
     """Return the latest succeeded merge run, whose node rows are what every profile serves."""
     return (
-        MergeRun.objects.filter(status=MergeRun.Status.SUCCEEDED, finished_at__isnull=False)
+        MergeRun.objects.filter(
+            kind=MergeRun.Kind.MERGE, status=MergeRun.Status.SUCCEEDED, finished_at__isnull=False
+        )
         .order_by("-finished_at", "-pk")
         .first()
     )
@@ -376,7 +378,7 @@ def format_userinfo(userinfo: dict[str, int]) -> str:
 def source_reliabilities() -> dict[str, float]:
     """Return each input label's reliability (0 to 1) from its recent results and current failures."""
     run_ids = list(
-        MergeRun.objects.filter(status=MergeRun.Status.SUCCEEDED)
+        MergeRun.objects.filter(kind=MergeRun.Kind.MERGE, status=MergeRun.Status.SUCCEEDED)
         .order_by("-finished_at", "-pk")
         .values_list("pk", flat=True)[:RELIABILITY_RUNS]
     )
@@ -387,8 +389,11 @@ def source_reliabilities() -> dict[str, float]:
     return {label: select.source_reliability(oks, failures.get(label, 0)) for label, oks in history.items()}
 
 
-def update_scores(node_ids: Iterable[int] | None = None) -> int:
-    """Recompute Node.score and Node.country for every node (or the given ids); return rows changed.
+def update_scores(node_ids: Iterable[int] | None = None, *, last_run: MergeRun | None = None) -> int:
+    """Recompute Node.score and Node.country; return the number of rows changed.
+
+    Every node is updated unless `node_ids` or `last_run` narrows the set; `last_run` selects the
+    nodes a merge stored, without an id list that could pass SQLite's variable limit.
 
     The merge and the probe call this after they write. Weights come from
     VPNMERGER["SCORE_WEIGHTS"]; the country comes from the name, then from the GeoIP database
@@ -403,6 +408,8 @@ def update_scores(node_ids: Iterable[int] | None = None) -> int:
     rows = Node.objects.all()
     if node_ids is not None:
         rows = rows.filter(pk__in=list(node_ids))
+    if last_run is not None:
+        rows = rows.filter(last_run=last_run)
     changed: list[Node] = []
     updated = 0
     fields = ("pk", "name", "host", "origins", "alive", "latency_ms", "success_ratio", "score", "country")

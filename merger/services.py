@@ -119,8 +119,8 @@ def _in_event_loop() -> bool:
     return True
 
 
-def create_run(trigger: str = "command") -> MergeRun:
-    return MergeRun.objects.create(trigger=trigger)
+def create_run(trigger: str = "command", kind: str = MergeRun.Kind.MERGE) -> MergeRun:
+    return MergeRun.objects.create(trigger=trigger, kind=kind)
 
 
 class MergeCancelled(Exception):
@@ -154,7 +154,9 @@ def current_export_dir() -> Path | None:
     Exports are written per run (EXPORT_DIR/run-<id>), so a failed, cancelled or still running
     merge never replaces what clients are served.
     """
-    runs = MergeRun.objects.filter(status=MergeRun.Status.SUCCEEDED).exclude(export_dir="")
+    runs = MergeRun.objects.filter(kind=MergeRun.Kind.MERGE, status=MergeRun.Status.SUCCEEDED).exclude(
+        export_dir=""
+    )
     for export_dir in runs.order_by("-finished_at", "-pk").values_list("export_dir", flat=True)[:5]:
         path = Path(export_dir)
         if path.is_dir():
@@ -197,7 +199,9 @@ def run_merge(
     except Exception as error:
         logger.exception("merge run %s failed", run.pk)
         MergeRun.objects.filter(pk=run.pk).update(
-            status=MergeRun.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+            status=MergeRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
         )
         run.refresh_from_db()
         progress_events.publish_run_status(run)
@@ -317,10 +321,22 @@ def persist_prepared(
     probe_options: probing.ProbeOptions | None = None,
 ) -> None:
     """Store the nodes, probe outcomes and counts of a prepared merge and mark the run succeeded."""
+    from .profiles import update_scores
+
     check_cancel(run)
     _persist(
-        run, prepared.results, prepared.nodes, prepared.links, inputs, fetched, progress, probe_outcomes, probe_options
+        run,
+        prepared.results,
+        prepared.nodes,
+        prepared.links,
+        inputs,
+        fetched,
+        progress,
+        probe_outcomes,
+        probe_options,
     )
+    # Scores combine the probe outcomes and source results stored above.
+    update_scores(last_run=run)
 
 
 def progress_tracker(run: MergeRun, listener: ProgressListener | None = None) -> _ProgressTracker:
@@ -389,7 +405,10 @@ def choose_body(item: MergeInput, result: fetch.FetchResult) -> tuple[bytes | No
 
 
 def _parse_fetched(
-    run: MergeRun, item: MergeInput, result: fetch.FetchResult, parsed_outcome: pipeline.InputOutcome | None = None
+    run: MergeRun,
+    item: MergeInput,
+    result: fetch.FetchResult,
+    parsed_outcome: pipeline.InputOutcome | None = None,
 ) -> tuple[pipeline.InputOutcome, SourceResult]:
     source_result = SourceResult(
         run=run,
@@ -511,7 +530,17 @@ def _upsert_nodes(run: MergeRun, batch: list[CoreNode], links: list[str], now) -
         rows,
         update_conflicts=True,
         unique_fields=["fingerprint"],
-        update_fields=["name", "link", "data", "origins", "last_seen", "last_run", "protocol", "host", "port"],
+        update_fields=[
+            "name",
+            "link",
+            "data",
+            "origins",
+            "last_seen",
+            "last_run",
+            "protocol",
+            "host",
+            "port",
+        ],
     )
 
 
@@ -538,4 +567,3 @@ def _update_sources(
             changes["last_error"] = result.error[:500]
             changes["consecutive_failures"] = F("consecutive_failures") + 1
             Source.objects.filter(pk=item.source_id).update(**changes)
-

@@ -44,7 +44,11 @@ def read_source_entries(text: str) -> list[dict[str, Any]]:
         except orjson.JSONDecodeError as error:
             raise SourceFileError(_("Invalid JSON: %(error)s") % {"error": error}) from None
     elif _looks_like_url_list(stripped):
-        document = [line.strip() for line in stripped.splitlines() if line.strip() and not line.strip().startswith("#")]
+        document = [
+            line.strip()
+            for line in stripped.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
     else:
         try:
             document = yaml.load(stripped, Loader=yaml.CSafeLoader)
@@ -64,8 +68,10 @@ def read_source_entries(text: str) -> list[dict[str, Any]]:
 
 def _looks_like_url_list(text: str) -> bool:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return bool(lines) and all(" " not in line and ":" in line and not line.endswith(":") for line in lines) and not any(
-        line.startswith("- ") for line in lines
+    return (
+        bool(lines)
+        and all(" " not in line and ":" in line and not line.endswith(":") for line in lines)
+        and not any(line.startswith("- ") for line in lines)
     )
 
 
@@ -77,7 +83,9 @@ def load_sources(path: Path) -> LoadResult:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
-        raise SourceFileError(_("Cannot read %(path)s: %(error)s") % {"path": path, "error": error.strerror}) from None
+        raise SourceFileError(
+            _("Cannot read %(path)s: %(error)s") % {"path": path, "error": error.strerror}
+        ) from None
     except UnicodeDecodeError:
         raise SourceFileError(_("%(path)s is not UTF-8 text.") % {"path": path}) from None
 

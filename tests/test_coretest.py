@@ -22,7 +22,7 @@ from merger import coretest, probing
 from merger.core.export.v2ray import UnsupportedByCore, v2ray_outbound
 from merger.core.node import Node
 from merger.core.v2ray_json import nodes_from_v2ray_outbound
-from tests.probe_farm import free_port, make_certificate, start_server_process, stop_process
+from monitoring.probe_farm import free_port, make_certificate, start_server_process, stop_process
 
 SERVER_BINARIES = ("v2ray", "ss-server", "trojan", "openssl")
 BODY_MARK = "vpnmerger-probe-ok"
@@ -347,7 +347,7 @@ def servers(tmp_path_factory):
         v2ray = start_server_process(["v2ray", "-config", str(v2ray_config)], ports["vmess"])
         processes.append(v2ray)
         for name in ("vless", "v2ray_trojan"):
-            from tests.probe_farm import wait_for_port
+            from monitoring.probe_farm import wait_for_port
 
             wait_for_port(ports[name], process=v2ray)
         yield ports

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,7 +21,12 @@ SAMPLE_FILES = sorted(str(path) for path in SAMPLES_DIR.iterdir())
 @pytest.fixture(autouse=True)
 def isolated_var_dir(settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"
-    settings.VPNMERGER = {**settings.VPNMERGER, "EXPORT_DIR": tmp_path / "exports", "FETCH_TIMEOUT": 2.0, "FETCH_RETRIES": 0}
+    settings.VPNMERGER = {
+        **settings.VPNMERGER,
+        "EXPORT_DIR": tmp_path / "exports",
+        "FETCH_TIMEOUT": 2.0,
+        "FETCH_RETRIES": 0,
+    }
 
 
 def test_merge_command_from_samples_writes_exports(tmp_path):
@@ -40,7 +44,7 @@ def test_merge_command_from_samples_writes_exports(tmp_path):
     assert run.duplicates >= 1  # the renamed trojan in links.txt
     assert Node.objects.count() == run.unique
     text = out.getvalue()
-    assert "unique: %d" % run.unique in text
+    assert f"unique: {run.unique}" in text
     assert "Per protocol:" in text
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["unique"] == run.unique
@@ -63,8 +67,16 @@ def test_merge_twice_keeps_first_seen_and_adds_origins(tmp_path):
 
 
 def test_merge_of_sources_over_http(http_server):
-    http_server.routes["/good"] = (200, {"subscription-userinfo": "upload=1; download=2; total=30; expire=40"}, (SAMPLES_DIR / "base64.txt").read_bytes())
-    http_server.routes["/html"] = (200, {"Content-Type": "text/html"}, b"<!doctype html><html><body>blocked</body></html>")
+    http_server.routes["/good"] = (
+        200,
+        {"subscription-userinfo": "upload=1; download=2; total=30; expire=40"},
+        (SAMPLES_DIR / "base64.txt").read_bytes(),
+    )
+    http_server.routes["/html"] = (
+        200,
+        {"Content-Type": "text/html"},
+        b"<!doctype html><html><body>blocked</body></html>",
+    )
     Source.objects.create(name="good", url=http_server.url("/good?token=secret"))
     Source.objects.create(name="missing", url=http_server.url("/missing"))
     Source.objects.create(name="html", url=http_server.url("/html"))
@@ -135,7 +147,15 @@ def test_parselinks_prints_nodes_and_errors(capsysbinary):
     assert "port" in errors[0]["error"]
     assert len(nodes) == 10
     assert all(node["link"] for node in nodes)
-    assert {node["protocol"] for node in nodes} >= {"vmess", "vless", "trojan", "ss", "hysteria2", "tuic", "socks"}
+    assert {node["protocol"] for node in nodes} >= {
+        "vmess",
+        "vless",
+        "trojan",
+        "ss",
+        "hysteria2",
+        "tuic",
+        "socks",
+    }
 
 
 def test_parselinks_rejects_html(tmp_path):
@@ -149,7 +169,12 @@ def test_load_sources_yaml_json_and_plain(tmp_path):
     yaml_file = tmp_path / "sources.yaml"
     yaml_file.write_text(
         yaml.safe_dump(
-            {"sources": [{"name": "one", "url": "http://127.0.0.1:9/one", "user_agent": "clash.meta"}, {"url": "https://127.0.0.1:9/two?token=x"}]}
+            {
+                "sources": [
+                    {"name": "one", "url": "http://127.0.0.1:9/one", "user_agent": "clash.meta"},
+                    {"url": "https://127.0.0.1:9/two?token=x"},
+                ]
+            }
         )
     )
     json_file = tmp_path / "sources.json"

@@ -19,7 +19,7 @@ from merger import probing
 from merger.core.decode import parse_body
 from merger.core.node import Node as CoreNode
 from merger.models import MergeRun, Node, ProbeResult
-from tests.probe_farm import make_certificate
+from monitoring.probe_farm import make_certificate
 
 pytestmark = pytest.mark.django_db
 

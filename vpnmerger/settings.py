@@ -210,7 +210,9 @@ VPNMERGER = {
     # Node score weights, e.g. VPNMERGER_SCORE_WEIGHTS="latency=0.4,success=0.4,source=0.2"; a
     # latency at or above SCORE_LATENCY_CEILING_MS (milliseconds) earns no latency points.
     "SCORE_WEIGHTS": env.dict(
-        "VPNMERGER_SCORE_WEIGHTS", cast={"value": float}, default={"latency": 0.4, "success": 0.4, "source": 0.2}
+        "VPNMERGER_SCORE_WEIGHTS",
+        cast={"value": float},
+        default={"latency": 0.4, "success": 0.4, "source": 0.2},
     ),
     "SCORE_LATENCY_CEILING_MS": env.float("VPNMERGER_SCORE_LATENCY_CEILING_MS", default=2000.0),
     # A MaxMind country or city database (.mmdb); when set, nodes whose name names no country get

@@ -121,8 +121,8 @@ class Node(_FingerprintSlot):
         """Return the values that identify the connection, in a fixed order.
 
         The name, the sources and client-side choices (TLS client fingerprint, ALPN offer,
-        certificate checking, REALITY spider path, gRPC and XHTTP mode) are left out, so that renamed copies and the
-        same server written by different converters are duplicates of each other.
+        certificate checking, REALITY spider path, gRPC and XHTTP mode) are left out, so that
+        renamed copies and the same server written by different converters are duplicates.
         """
         extra = self.extra
         host = self.host.lower()

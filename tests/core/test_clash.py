@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import time
 
 import orjson
 import pytest
@@ -797,7 +796,7 @@ def test_render_corpus_round_trip() -> None:
         assert node_from_clash(proxy).identity() == node.identity()
 
 
-def test_render_100k_nodes_speed() -> None:
+def test_render_100k_nodes() -> None:
     templates = ROUND_TRIP_NODES
     nodes = []
     for index in range(100_000):
@@ -811,10 +810,7 @@ def test_render_100k_nodes_speed() -> None:
                 }
             )
         )
-    start = time.perf_counter()
     text, skipped = render_clash(nodes)
-    elapsed = time.perf_counter() - start
-    print(f"render_clash: 100k nodes in {elapsed:.3f} s")
     assert not skipped
     # Loading 25 MB with PyYAML takes far longer than rendering, so the lines are checked as the
     # JSON they are; the small documents above go through the YAML loader.
@@ -824,5 +820,3 @@ def test_render_100k_nodes_speed() -> None:
     proxies = [orjson.loads(line[4:]) for line in proxy_lines if '"server"' in line]
     assert len(proxies) == 100_000
     assert len({proxy["name"] for proxy in proxies}) == 100_000
-    # About 0.5 s on the development machine; the bound leaves room for slow CI runners.
-    assert elapsed < 3.0

@@ -125,7 +125,13 @@ def test_sip008_sample_with_plugin():
 
 
 # Format of each corpus file by its name prefix, as listed in the corpus README.
-CORPUS_FORMATS = {"plain": "links", "b64": "base64", "clash": "clash", "singbox": "singbox", "json": "json-links"}
+CORPUS_FORMATS = {
+    "plain": "links",
+    "b64": "base64",
+    "clash": "clash",
+    "singbox": "singbox",
+    "json": "json-links",
+}
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda path: path.name)

@@ -72,7 +72,9 @@ def test_clash_loads_with_unique_names_and_reparses(exported):
     names = [proxy["name"] for proxy in document["proxies"]]
     assert len(names) == len(set(names))
     for group in document["proxy-groups"]:
-        assert set(group["proxies"]) <= set(names) | {"DIRECT"} | {g["name"] for g in document["proxy-groups"]}
+        assert set(group["proxies"]) <= set(names) | {"DIRECT"} | {
+            g["name"] for g in document["proxy-groups"]
+        }
     reparsed = parse_body(text)
     assert reparsed.invalid == 0
     skipped = sum(result.skipped["clash"].values())

@@ -741,4 +741,6 @@ def test_lone_surrogate_in_link_is_rejected() -> None:
 
 def test_reality_without_public_key_rejected() -> None:
     with pytest.raises(LinkError, match="missing reality public key"):
-        parse_link("vless://5f1a3c2e-9b7d-4e8a-a1c3-2d4e6f8a0b1c@127.1.1.1:443?security=reality&sni=a.example.com#x")
+        parse_link(
+            "vless://5f1a3c2e-9b7d-4e8a-a1c3-2d4e6f8a0b1c@127.1.1.1:443?security=reality&sni=a.example.com#x"
+        )

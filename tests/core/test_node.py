@@ -75,8 +75,14 @@ def test_identity_extra_keys_only():
 def test_v2ray_plugin_mux_ignored():
     def with_mux(mux: str) -> Node:
         opts = {"mode": "websocket", "host": "a.example.com", "mux": mux}
-        return Node(protocol="ss", host="127.1.1.3", port=8388, password="p", method="aes-128-gcm",
-                    extra={"plugin": "v2ray-plugin", "plugin_opts": opts})
+        return Node(
+            protocol="ss",
+            host="127.1.1.3",
+            port=8388,
+            password="p",
+            method="aes-128-gcm",
+            extra={"plugin": "v2ray-plugin", "plugin_opts": opts},
+        )
 
     assert with_mux("8").fingerprint == with_mux("false").fingerprint
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -826,13 +825,11 @@ def test_rendered_config_passes_singbox_check(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_render_100k_nodes_time() -> None:
+def test_render_100k_nodes() -> None:
     base = list(ROUND_TRIP_NODES.values())
     nodes = [base[index % len(base)] for index in range(100_000)]
-    start = time.perf_counter()
     text, _ = render_singbox(nodes)
-    elapsed = time.perf_counter() - start
-    print(f"render_singbox: 100000 nodes in {elapsed:.2f} s, {len(text) / 1e6:.1f} MB")
-    assert json.loads(text)["route"]["final"] == "select"
-    # A generous bound: the measured time is about a second on one core.
-    assert elapsed < 10
+    document = json.loads(text)
+    assert document["route"]["final"] == "select"
+    tags = [outbound["tag"] for outbound in document["outbounds"] + document.get("endpoints", [])]
+    assert len(tags) == len(set(tags))

@@ -16,7 +16,9 @@ from urllib.parse import unquote
 
 from ..errors import LinkError
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$"
+)
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 
@@ -276,5 +278,13 @@ def normalize_network(value: str) -> str:
     return network
 
 
-_NETWORK_ALIASES = {"raw": "tcp", "http": "h2", "splithttp": "xhttp", "": "tcp", "none": "tcp", "websocket": "ws", "gun": "grpc"}
+_NETWORK_ALIASES = {
+    "raw": "tcp",
+    "http": "h2",
+    "splithttp": "xhttp",
+    "": "tcp",
+    "none": "tcp",
+    "websocket": "ws",
+    "gun": "grpc",
+}
 _KNOWN_NETWORKS = frozenset(("tcp", "ws", "grpc", "h2", "httpupgrade", "xhttp", "kcp", "quic"))

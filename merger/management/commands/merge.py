@@ -61,7 +61,9 @@ class Command(BaseCommand):
         out_dir = Path(options["out"]).resolve() if options["out"] else None
 
         show_bar = not options["no_progress"] and options["verbosity"] > 0
-        bar = tqdm(total=100, unit="%", desc="fetch", disable=not show_bar, bar_format="{l_bar}{bar}| {n:.0f}%")
+        bar = tqdm(
+            total=100, unit="%", desc="fetch", disable=not show_bar, bar_format="{l_bar}{bar}| {n:.0f}%"
+        )
 
         def listener(run, stage, done, total, percent):
             bar.set_description_str(stage)
@@ -108,7 +110,9 @@ class Command(BaseCommand):
     def _print_summary(self, run: MergeRun) -> None:
         write = self.stdout.write
         write(self.style.SUCCESS(_("Merge run %(id)s %(status)s") % {"id": run.pk, "status": run.status}))
-        write(_("Sources: %(ok)d ok, %(failed)d failed") % {"ok": run.sources_ok, "failed": run.sources_failed})
+        write(
+            _("Sources: %(ok)d ok, %(failed)d failed") % {"ok": run.sources_ok, "failed": run.sources_failed}
+        )
         for result in SourceResult.objects.filter(run=run).order_by("label"):
             if result.ok:
                 line = _("  ok      %(label)s: %(format)s, %(nodes)d nodes, %(invalid)d invalid") % {
@@ -119,13 +123,19 @@ class Command(BaseCommand):
                 }
                 write(line + (f" ({result.error})" if result.error else ""))
             else:
-                write(self.style.WARNING(_("  failed  %(label)s: %(error)s") % {"label": result.label, "error": result.error}))
+                write(
+                    self.style.WARNING(
+                        _("  failed  %(label)s: %(error)s") % {"label": result.label, "error": result.error}
+                    )
+                )
         write(
             _("Links seen: %(seen)d, invalid: %(invalid)d, duplicates: %(dup)d, unique: %(unique)d")
             % {"seen": run.links_seen, "invalid": run.invalid, "dup": run.duplicates, "unique": run.unique}
         )
         if run.per_protocol:
-            write(_("Per protocol: ") + ", ".join(f"{name} {count}" for name, count in run.per_protocol.items()))
+            write(
+                _("Per protocol: ") + ", ".join(f"{name} {count}" for name, count in run.per_protocol.items())
+            )
         if run.invalid_reasons:
             top = list(run.invalid_reasons.items())[:5]
             write(_("Top invalid reasons: ") + "; ".join(f"{reason} ({count})" for reason, count in top))

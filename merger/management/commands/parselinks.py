@@ -29,7 +29,9 @@ class Command(BaseCommand):
                 with open(path, "rb") as handle:
                     data = handle.read()
             except OSError as error:
-                raise CommandError(_("Cannot read %(path)s: %(error)s") % {"path": path, "error": error.strerror})
+                raise CommandError(
+                    _("Cannot read %(path)s: %(error)s") % {"path": path, "error": error.strerror}
+                ) from None
         else:
             data = sys.stdin.buffer.read()
         try:

@@ -21,7 +21,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--links", type=int, default=1_000_000, help=_("Number of links to merge (default 1000000)."))
+        parser.add_argument(
+            "--links", type=int, default=1_000_000, help=_("Number of links to merge (default 1000000).")
+        )
         parser.add_argument(
             "--corpus",
             default=str(settings.BASE_DIR.parent / "shared" / "corpus"),
@@ -75,7 +77,12 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             _("%(links)d links: %(unique)d unique, %(dup)d duplicates, %(invalid)d invalid")
-            % {"links": report.links, "unique": report.unique, "dup": report.duplicates, "invalid": report.invalid}
+            % {
+                "links": report.links,
+                "unique": report.unique,
+                "dup": report.duplicates,
+                "invalid": report.invalid,
+            }
         )
         cpu_seconds = sum(stage.cpu_seconds for stage in report.stages if stage.name != "generate")
         self.stdout.write(
@@ -83,10 +90,9 @@ class Command(BaseCommand):
             % {"seconds": report.total_seconds, "cpu": cpu_seconds, "rss": report.peak_rss_mb}
         )
 
-
     def _probe_suite(self, options) -> None:
         # The farm lives with the test helpers because the tests start the same servers.
-        from tests.probe_farm import run_probe_benchmark
+        from monitoring.probe_farm import run_probe_benchmark
 
         if options["endpoints"] < 20 or options["concurrency"] < 1:
             raise CommandError(_("--endpoints must be at least 20 and --concurrency at least 1."))

@@ -7,7 +7,7 @@
   a listener whose backlog is full, so SYNs are dropped; TLS: accept and never speak).
 - `start_server_process` / `wait_for_port`: start a Debian proxy server binary and wait for it.
 
-Run as `python -m tests.probe_farm --alive N --closed N --silent N --kind tcp|tls` it prints one
+Run as `python -m monitoring.probe_farm --alive N --closed N --silent N --kind tcp|tls` it prints one
 JSON line describing the endpoints, then serves until its standard input closes.
 """
 
@@ -188,7 +188,7 @@ class FarmProcess:
         command = [
             sys.executable,
             "-m",
-            "tests.probe_farm",
+            "monitoring.probe_farm",
             "--alive",
             str(alive),
             "--closed",
