@@ -70,6 +70,26 @@ def split_link(text: str) -> SplitLink:
     return SplitLink(scheme.lower(), userinfo, host, port, path, query, fragment)
 
 
+def split_body(text: str) -> tuple[str, str, str]:
+    """Split a link after its `scheme://` into (body, query, fragment), all still encoded.
+
+    Parsers use this instead of `split_link` when the body itself may contain '/' or '@', as ss
+    and hysteria2 credentials do, and find the host themselves.
+    """
+    body = text.partition("://")[2]
+    fragment = ""
+    hash_index = body.find("#")
+    if hash_index >= 0:
+        fragment = body[hash_index + 1 :]
+        body = body[:hash_index]
+    query = ""
+    query_index = body.find("?")
+    if query_index >= 0:
+        query = body[query_index + 1 :]
+        body = body[:query_index]
+    return body, query, fragment
+
+
 def split_host_port(hostport: str) -> tuple[str, str]:
     """Split `host:port` or `[v6]:port`; the port is '' when absent. Brackets are removed."""
     if hostport.startswith("["):

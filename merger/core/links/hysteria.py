@@ -20,6 +20,7 @@ from .common import (
     parse_query,
     percent_encode,
     split_alpn,
+    split_body,
     split_host_port,
     truthy,
 )
@@ -90,17 +91,7 @@ def _split(text: str) -> tuple[str, str, str, str, str]:
     Unlike `common.split_link`, the host is found after the last '@' before the query, because
     real hysteria2 auth strings contain raw '/' and '@'. These schemes carry no path.
     """
-    body = text.partition("://")[2]
-    fragment = ""
-    hash_index = body.find("#")
-    if hash_index >= 0:
-        fragment = body[hash_index + 1 :]
-        body = body[:hash_index]
-    query = ""
-    query_index = body.find("?")
-    if query_index >= 0:
-        query = body[query_index + 1 :]
-        body = body[:query_index]
+    body, query, fragment = split_body(text)
     userinfo, _, hostport = body.rpartition("@")
     slash_index = hostport.find("/")
     if slash_index >= 0:

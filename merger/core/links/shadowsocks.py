@@ -26,6 +26,7 @@ from .common import (
     encode_name,
     parse_query,
     percent_encode,
+    split_body,
     split_host_port,
     truthy,
 )
@@ -318,17 +319,7 @@ def _escape_plugin_part(text: str) -> str:
 
 def parse_ss(text: str) -> Node:
     """Parse a SIP002 or legacy whole-base64 ss:// link."""
-    body = text.partition("://")[2]
-    fragment = ""
-    hash_index = body.find("#")
-    if hash_index >= 0:
-        fragment = body[hash_index + 1 :]
-        body = body[:hash_index]
-    query = ""
-    query_index = body.find("?")
-    if query_index >= 0:
-        query = body[query_index + 1 :]
-        body = body[:query_index]
+    body, query, fragment = split_body(text)
     params = parse_query(query)
 
     if body.startswith("{"):
