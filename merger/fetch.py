@@ -175,6 +175,9 @@ def parse_subscription_userinfo(value: str) -> dict[str, int] | None:
                 number = int(float(raw))
             except (ValueError, OverflowError):
                 continue
+        # Values are stored as JSON and in 64-bit columns; a larger or negative number is junk.
+        if not 0 <= number < 2**63:
+            continue
         parsed[name] = number
     return parsed or None
 

@@ -734,3 +734,8 @@ def test_read_local_corpus_file() -> None:
     result = read_local(path)
     assert result.ok is True
     assert result.body == path.read_bytes()
+
+
+def test_userinfo_out_of_range_values_dropped() -> None:
+    parsed = parse_subscription_userinfo("upload=5; download=-1; total=99999999999999999999; expire=7")
+    assert parsed == {"upload": 5, "expire": 7}

@@ -62,11 +62,17 @@ _BANDWIDTH_UNITS = {"bps": 1e-6, "kbps": 1e-3, "mbps": 1.0, "gbps": 1e3, "tbps":
 
 
 def _text(value: Any) -> str:
-    """Return a YAML scalar as text: None becomes '', numbers and booleans their usual spelling."""
+    """Return a YAML scalar as text: None becomes '', numbers and booleans their usual spelling.
+
+    A mapping or list where a scalar belongs is a broken entry. It is rejected rather than turned
+    into its repr, which would also expand a YAML alias bomb.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        raise LinkError(f"expected a single value, got a {'mapping' if isinstance(value, dict) else 'list'}")
     return str(value)
 
 

@@ -252,6 +252,10 @@ def _parse_into(result: ParsedBody, lines: Iterable[str], first_number: int) -> 
         if not line or line.startswith(_COMMENT_PREFIXES):
             continue
         result.entries += 1
+        # Databases reject NUL in text (PostgreSQL) and no client accepts it in a link.
+        if "\x00" in line or "%00" in line:
+            result.reject(number, "contains a NUL character", line.replace("\x00", ""))
+            continue
         scheme, sep, _ = line.partition("://")
         parser = parsers.get(scheme) or parsers.get(scheme.lower()) if sep else None
         if parser is None:
@@ -269,13 +273,13 @@ def _unparsable_line_reason(line: str, scheme: str, sep: str) -> str:
     return "not a share link"
 
 
+_QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER_RE = re.compile(r"\d+")
+
+
 def _reason_key(reason: str) -> str:
-    """Group reasons that only differ in the value they name ("invalid port 0" and "invalid port 9x")."""
-    head, sep, _ = reason.partition(" '")
-    if sep:
-        return head
-    head, sep, _ = reason.partition(": ")
-    return head if sep else reason
+    """Group reasons that only differ in the values they name: "invalid port N: must be N-N"."""
+    return _NUMBER_RE.sub("N", _QUOTED_RE.sub("'…'", reason))
 
 
 def _try_base64(text: str) -> str | None:
@@ -340,13 +344,15 @@ def _parse_clash_proxies(proxies: list[Any]) -> ParsedBody:
     for number, proxy in enumerate(proxies, 1):
         result.entries += 1
         if not isinstance(proxy, dict):
-            result.reject(number, "Clash proxy entry is not a mapping", repr(proxy))
+            # The type name, not repr(): a YAML alias bomb makes repr() expand billions of nodes.
+            result.reject(number, f"Clash proxy entry is a {type(proxy).__name__}, not a mapping")
             continue
         proxy = _resolve_merge_keys(proxy)
         try:
             result.nodes.append(node_from_clash(proxy))
         except LinkError as error:
-            result.reject(number, str(error), str(proxy.get("name", "")))
+            name = proxy.get("name")
+            result.reject(number, str(error), name if isinstance(name, str) else "")
     return result
 
 
@@ -424,7 +430,7 @@ def _parse_singbox(outbounds: list[Any], endpoints: list[Any]) -> ParsedBody:
     for number, outbound in enumerate([*outbounds, *endpoints], 1):
         if not isinstance(outbound, dict):
             result.entries += 1
-            result.reject(number, "sing-box outbound is not an object", repr(outbound))
+            result.reject(number, f"sing-box outbound is a {type(outbound).__name__}, not an object")
             continue
         try:
             node = node_from_singbox(outbound)

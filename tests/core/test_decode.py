@@ -143,3 +143,37 @@ def test_corpus_file_parses_every_entry_or_rejects(path):
     for rejected in parsed.rejected:
         assert rejected.reason
         assert rejected.line >= 1
+
+
+def test_clash_alias_bomb_rejected_without_expanding():
+    # Each level refers to the previous one nine times; expanding the last level would build
+    # 9**8 (about 43 million) strings.
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        levels.append(f"a{level}: &a{level} [{refs}]")
+    body = "\n".join(levels) + "\nproxies:\n  - {name: bomb, type: trojan, server: 127.1.1.1, port: 443, password: *a8}\n"
+    parsed = parse_body(body)
+    assert parsed.nodes == []
+    assert parsed.invalid == 1
+    assert "expected a single value" in parsed.rejected[0].reason
+
+
+@pytest.mark.parametrize("port", ["true", "443.5", "'٤٤٣'", "'４４３'"])
+def test_clash_port_not_a_whole_ascii_number_rejected(port):
+    body = f"proxies:\n  - {{name: p, type: trojan, server: 127.1.1.1, port: {port}, password: x}}\n"
+    parsed = parse_body(body)
+    assert parsed.nodes == []
+    assert "invalid port" in parsed.rejected[0].reason
+
+
+def test_nul_character_in_link_rejected():
+    parsed = parse_body("trojan://p%00w@127.0.0.1:443#x\ntrojan://p@127.0.0.1:443#ok\n")
+    assert [node.name for node in parsed.nodes] == ["ok"]
+    assert parsed.rejected[0].reason == "contains a NUL character"
+    assert parsed.rejected[0].line == 1
+
+
+def test_invalid_reasons_grouped_with_values_masked():
+    parsed = parse_body("vless://x@127.0.0.9:0?type=tcp#a\nvless://x@127.0.0.9:70000?type=tcp#b\n")
+    assert parsed.reasons == {"invalid port N: must be N-N": 2}

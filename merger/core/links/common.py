@@ -220,11 +220,19 @@ def check_host(host: str) -> str:
 
 
 def check_port(port: str | int) -> int:
-    """Return the port as an int in 1-65535; raise LinkError naming the value otherwise."""
+    """Return the port as an int in 1-65535; raise LinkError naming the value otherwise.
+
+    Booleans, fractions and non-ASCII digits are rejected although Python's int() accepts them,
+    because `port: true` in YAML or a fullwidth digit is a broken entry, not port 1.
+    """
+    if isinstance(port, bool) or isinstance(port, float) and not port.is_integer():
+        raise LinkError(f"invalid port {port!r}: not a whole number")
+    if isinstance(port, str) and not (port.isascii() and port.strip().isdigit()):
+        raise LinkError(f"invalid port {port[:20]!r}: not a number")
     try:
         number = int(port)
-    except (TypeError, ValueError):
-        raise LinkError(f"invalid port {port!r}: not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise LinkError(f"invalid port {str(port)[:20]!r}: not a number") from None
     if not 1 <= number <= 65535:
         raise LinkError(f"invalid port {number}: must be 1-65535")
     return number
