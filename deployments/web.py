@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from vpnmerger.access import operator_required
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -40,7 +40,7 @@ def deployment_payload(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-@login_required
+@operator_required
 @require_GET
 def deployments_page(request: HttpRequest) -> HttpResponse:
     history = list(Deployment.objects.order_by("-created_at", "-pk")[:HISTORY_ROWS])
@@ -48,14 +48,14 @@ def deployments_page(request: HttpRequest) -> HttpResponse:
     return render(request, "deployments/deployments.html", context)
 
 
-@login_required
+@operator_required
 @require_GET
 def deployments_json(request: HttpRequest) -> JsonResponse:
     history = Deployment.objects.order_by("-created_at", "-pk")[:HISTORY_ROWS]
     return JsonResponse({"deployments": [deployment_payload(row) for row in history]})
 
 
-@login_required
+@operator_required
 @require_POST
 def start_dry_run(request: HttpRequest) -> HttpResponse:
     started_by = f"{request.user.get_username()} (web)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from vpnmerger.access import operator_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,7 +25,7 @@ from .progress import run_payload
 ACTIVE_STATUSES = (MergeRun.Status.PENDING, MergeRun.Status.RUNNING)
 
 
-@login_required
+@operator_required
 @require_GET
 def dashboard_page(request: HttpRequest) -> HttpResponse:
     context = {
@@ -37,7 +37,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     return render(request, "merger/dashboard.html", context)
 
 
-@login_required
+@operator_required
 @require_GET
 def dashboard_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
@@ -56,7 +56,7 @@ def dashboard_json(request: HttpRequest) -> JsonResponse:
     )
 
 
-@login_required
+@operator_required
 @require_GET
 def operations_page(request: HttpRequest) -> HttpResponse:
     current = MergeRun.objects.filter(status__in=ACTIVE_STATUSES).order_by("-created_at").first()
@@ -70,7 +70,7 @@ def operations_page(request: HttpRequest) -> HttpResponse:
     return render(request, "merger/operations.html", context)
 
 
-@login_required
+@operator_required
 @require_POST
 def start_operation(request: HttpRequest) -> HttpResponse:
     operation = request.POST.get("operation", "merge")
@@ -91,7 +91,7 @@ def start_operation(request: HttpRequest) -> HttpResponse:
     return redirect("operations")
 
 
-@login_required
+@operator_required
 @require_POST
 def cancel_run(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(MergeRun, pk=run_id)
@@ -107,20 +107,20 @@ def cancel_run(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("operations")
 
 
-@login_required
+@operator_required
 @require_GET
 def run_json(request: HttpRequest, run_id: int) -> JsonResponse:
     run = get_object_or_404(MergeRun, pk=run_id)
     return JsonResponse({**run_payload(run), "log": operations.log_lines(run.pk)})
 
 
-@login_required
+@operator_required
 @require_GET
 def runs_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"runs": [run_payload(run) for run in dashboard.recent_runs(20)]})
 
 
-@login_required
+@operator_required
 def configuration_page(request: HttpRequest) -> HttpResponse:
     settings_row = MergeSettings.load()
     form = MergeSettingsForm(instance=settings_row)
@@ -143,7 +143,7 @@ def configuration_page(request: HttpRequest) -> HttpResponse:
     return render(request, "merger/configuration.html", context)
 
 
-@login_required
+@operator_required
 def profile_edit(request: HttpRequest, profile_id: int | None = None) -> HttpResponse:
     profile = get_object_or_404(OutputProfile, pk=profile_id) if profile_id else None
     form = OutputProfileForm(instance=profile)
@@ -162,13 +162,13 @@ def profile_edit(request: HttpRequest, profile_id: int | None = None) -> HttpRes
     )
 
 
-@login_required
+@operator_required
 @require_GET
 def sources_page(request: HttpRequest) -> HttpResponse:
     return render(request, "merger/sources.html", {"tab": "sources", "sources": dashboard.source_health()})
 
 
-@login_required
+@operator_required
 def source_edit(request: HttpRequest, source_id: int | None = None) -> HttpResponse:
     source = get_object_or_404(Source, pk=source_id) if source_id else None
     form = SourceForm(instance=source)
@@ -189,7 +189,7 @@ def source_edit(request: HttpRequest, source_id: int | None = None) -> HttpRespo
     return render(request, "merger/source_form.html", context)
 
 
-@login_required
+@operator_required
 @require_POST
 def source_toggle(request: HttpRequest, source_id: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=source_id)
@@ -203,7 +203,7 @@ def source_toggle(request: HttpRequest, source_id: int) -> HttpResponse:
     return redirect("sources")
 
 
-@login_required
+@operator_required
 @require_POST
 def source_test(request: HttpRequest, source_id: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=source_id)

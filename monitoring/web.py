@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from vpnmerger.access import operator_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -33,7 +33,7 @@ def system_usage() -> dict[str, float | str]:
     }
 
 
-@login_required
+@operator_required
 @require_GET
 def monitoring_page(request: HttpRequest) -> HttpResponse:
     snapshot = snapshots.latest_snapshot()
@@ -69,19 +69,19 @@ def monitoring_page(request: HttpRequest) -> HttpResponse:
     return render(request, "monitoring/monitoring.html", context)
 
 
-@login_required
+@operator_required
 @require_GET
 def metrics_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(system_usage())
 
 
-@login_required
+@operator_required
 @require_GET
 def alerts_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"alerts": [alerts.alert_payload(alert) for alert in alerts.open_alerts()[:50]]})
 
 
-@login_required
+@operator_required
 @require_POST
 def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     try:
@@ -93,7 +93,7 @@ def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     return redirect("monitoring")
 
 
-@login_required
+@operator_required
 @require_POST
 def run_checks_now(request: HttpRequest) -> HttpResponse:
     snapshot = snapshots.take_snapshot()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("carol", password="correct horse battery")
+    return django_user_model.objects.create_user("carol", password="correct horse battery", is_staff=True)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 def session_cookie() -> bytes:
     from django.contrib.auth import get_user_model
 
-    user = get_user_model().objects.create_user("bob", password="correct horse battery")
+    user = get_user_model().objects.create_user("bob", password="correct horse battery", is_staff=True)
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()

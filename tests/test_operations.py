@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def logged_in(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("bob", password="another horse battery"))
+    client.force_login(django_user_model.objects.create_user("bob", password="another horse battery", is_staff=True))
     return client
 
 
@@ -109,3 +109,34 @@ def test_dry_run_button_records_deployment(logged_in, monkeypatch):
     assert deployment.dry_run is True
     assert "bob" in deployment.started_by
     assert deployment.status not in ("pending", "running")
+
+
+@pytest.fixture
+def plain_user_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("eve", password="plain user password"))
+    return client
+
+
+@pytest.mark.parametrize("name", ["dashboard", "operations", "sources", "deployments"])
+def test_pages_refuse_signed_in_non_staff(plain_user_client, name):
+    assert plain_user_client.get(reverse(name)).status_code == 403
+
+
+def test_api_refuses_signed_in_non_staff(plain_user_client):
+    assert plain_user_client.get("/api/v1/sources/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_refuses_signed_in_non_staff(django_user_model):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from merger.consumers import RunsConsumer
+
+    user = await sync_to_async(django_user_model.objects.create_user)("mallory", password="plain user pw")
+    communicator = WebsocketCommunicator(RunsConsumer.as_asgi(), "/ws/runs/")
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect()
+    assert connected is False
+    assert code == 4401
+    await communicator.disconnect()

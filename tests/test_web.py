@@ -21,7 +21,7 @@ PUBLIC_PREFIXES = ("accounts/login/", "sub/", "metrics", "admin/")
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="correct horse battery")
+    return django_user_model.objects.create_user("alice", password="correct horse battery", is_staff=True)
 
 
 @pytest.fixture

@@ -12,19 +12,20 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import events
+from .access import is_operator
 
 # Close code for a socket without a logged-in user; 4000-4999 are free for applications (RFC 6455).
 CLOSE_UNAUTHENTICATED = 4401
 
 
 class TopicConsumer(AsyncJsonWebsocketConsumer):
-    """Sends the events of one topic to a logged-in browser; subclasses set `topic`."""
+    """Sends the events of one topic to a logged-in staff user's browser; subclasses set `topic`."""
 
     topic = ""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if not is_operator(user):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         events.remember_server_loop(asyncio.get_running_loop())
