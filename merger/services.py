@@ -336,7 +336,8 @@ def persist_prepared(
         probe_options,
     )
     # Scores combine the probe outcomes and source results stored above.
-    update_scores(last_run=run)
+    if run.kind == MergeRun.Kind.MERGE and run.status == MergeRun.Status.SUCCEEDED:
+        update_scores(last_run=run)
 
 
 def progress_tracker(run: MergeRun, listener: ProgressListener | None = None) -> _ProgressTracker:
@@ -483,6 +484,17 @@ def _persist(
     with transaction.atomic():
         SourceResult.objects.bulk_create(results)
         _update_sources(inputs, fetched, results, now)
+        if inputs and not any(result.ok for result in results):
+            # Storing nothing keeps the previous nodes and exports served.
+            _finish_without_nodes(
+                run, MergeRun.Status.FAILED, f"all {len(inputs)} inputs failed; nothing was stored"
+            )
+            return
+        if run.kind == MergeRun.Kind.ADHOC:
+            # Inputs given on the command line go to the export folder only, so a trial merge
+            # never changes the stored nodes or what subscribers are served.
+            _finish_without_nodes(run, MergeRun.Status.SUCCEEDED, "")
+            return
         total = len(nodes)
         for start in range(0, total, QUERY_BATCH):
             batch = nodes[start : start + QUERY_BATCH]
@@ -500,6 +512,16 @@ def _persist(
         run.stage = "done"
         run.save()
         progress_events.publish_run_status(run)
+
+
+def _finish_without_nodes(run: MergeRun, status: str, error: str) -> None:
+    run.status = status
+    run.error = error
+    run.finished_at = timezone.now()
+    run.progress = 100.0
+    run.stage = "done"
+    run.save()
+    progress_events.publish_run_status(run)
 
 
 def _upsert_nodes(run: MergeRun, batch: list[CoreNode], links: list[str], now) -> None:

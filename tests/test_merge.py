@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from io import StringIO
+from pathlib import Path
 
 import pytest
 import yaml
@@ -42,7 +43,9 @@ def test_merge_command_from_samples_writes_exports(tmp_path):
     assert run.sources_failed == 0
     assert run.invalid >= 2  # the broken port lines in links.txt and clash.yaml
     assert run.duplicates >= 1  # the renamed trojan in links.txt
-    assert Node.objects.count() == run.unique
+    # Inputs given with --from go to the exports only; stored nodes and what is served stay.
+    assert run.kind == MergeRun.Kind.ADHOC
+    assert Node.objects.count() == 0
     text = out.getvalue()
     assert f"unique: {run.unique}" in text
     assert "Per protocol:" in text
@@ -198,7 +201,8 @@ def test_load_sources_reports_bad_entries_and_keeps_good(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("- url: ftp://127.0.0.1/x\n- url: http://127.0.0.1:9/ok\n- 42\n")
     err = StringIO()
-    call_command("load_sources", str(bad), stdout=StringIO(), stderr=err)
+    with pytest.raises(CommandError, match="2 entries rejected; the others were stored"):
+        call_command("load_sources", str(bad), stdout=StringIO(), stderr=err)
     assert "ftp://127.0.0.1/x" in err.getvalue()
     assert "Entry 3" in err.getvalue()
     assert list(Source.objects.values_list("url", flat=True)) == ["http://127.0.0.1:9/ok"]
@@ -207,3 +211,33 @@ def test_load_sources_reports_bad_entries_and_keeps_good(tmp_path):
 def test_load_sources_rejects_unreadable_file(tmp_path):
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("load_sources", str(tmp_path / "nope.yaml"))
+
+
+def test_merge_where_every_input_fails_keeps_served_nodes(tmp_path):
+    good = services.run_merge(inputs=services.inputs_from_locations([str(SAMPLES_DIR / "links.txt")]))
+    missing = tmp_path / "missing.txt"
+
+    failed = services.run_merge(inputs=services.inputs_from_locations([str(missing)]))
+
+    assert failed.status == MergeRun.Status.FAILED
+    assert "all 1 inputs failed" in failed.error
+    assert SourceResult.objects.filter(run=failed, ok=False).count() == 1
+    assert Node.objects.filter(last_run=good).count() == good.unique
+    assert services.current_export_dir() == Path(good.export_dir)
+
+
+def test_merge_command_fails_when_every_input_fails(tmp_path):
+    with pytest.raises(CommandError, match="all 1 inputs failed"):
+        call_command(
+            "merge", "--from", str(tmp_path / "nope.txt"), "--no-probe", "--no-progress", stdout=StringIO()
+        )
+
+
+def test_merge_command_rejects_unwritable_out_before_fetching(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CommandError, match="Cannot create the --out folder"):
+        call_command(
+            "merge", "--from", str(SAMPLES_DIR / "links.txt"), "--out", str(blocker / "sub"), "--no-progress"
+        )
+    assert not MergeRun.objects.exists()

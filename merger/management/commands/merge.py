@@ -59,10 +59,25 @@ class Command(BaseCommand):
                     )
                 )
         out_dir = Path(options["out"]).resolve() if options["out"] else None
+        if out_dir is not None:
+            # Checked before fetching, so a typo does not cost a whole merge.
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise CommandError(
+                    _("Cannot create the --out folder %(path)s: %(error)s")
+                    % {"path": out_dir, "error": error.strerror}
+                ) from None
 
         show_bar = not options["no_progress"] and options["verbosity"] > 0
+        # disable=None lets tqdm turn itself off when standard error is not a terminal, so logs
+        # and pipes do not get one line per refresh.
         bar = tqdm(
-            total=100, unit="%", desc="fetch", disable=not show_bar, bar_format="{l_bar}{bar}| {n:.0f}%"
+            total=100,
+            unit="%",
+            desc="fetch",
+            disable=None if show_bar else True,
+            bar_format="{l_bar}{bar}| {n:.0f}%",
         )
 
         def listener(run, stage, done, total, percent):
@@ -74,7 +89,9 @@ class Command(BaseCommand):
             probe_options = None
             if not options["no_probe"]:
                 probe_options = probing.ProbeOptions.from_settings(core_test=options["core_test"])
+            kind = MergeRun.Kind.ADHOC if options["locations"] else MergeRun.Kind.MERGE
             run = services.run_merge(
+                services.create_run("command", kind=kind),
                 inputs=inputs,
                 out_dir=out_dir,
                 listener=listener,
@@ -86,6 +103,11 @@ class Command(BaseCommand):
             raise CommandError(_("Merge failed: %(error)s") % {"error": error}) from error
         bar.close()
         self._print_summary(run)
+        if run.status != MergeRun.Status.SUCCEEDED:
+            raise CommandError(
+                _("Merge run %(id)s %(status)s: %(error)s")
+                % {"id": run.pk, "status": run.status, "error": run.error}
+            )
 
     def _queue(self, options) -> None:
         if options["locations"] or options["out"]:
