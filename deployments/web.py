@@ -6,7 +6,6 @@ import threading
 from typing import Any
 
 from django.contrib import messages
-from vpnmerger.access import operator_required
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployments import services
 from deployments.models import Deployment
+from vpnmerger.access import operator_required
 
 HISTORY_ROWS = 30
 # Service functions that start a dry run, tried in order; each takes the keyword arguments below.

@@ -39,6 +39,10 @@ class SourceResultInline(admin.TabularInline):
     model = SourceResult
     extra = 0
     can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
     fields = ("label", "ok", "http_status", "format", "entries", "nodes", "invalid", "error", "elapsed_ms")
     readonly_fields = fields
 
@@ -58,6 +62,15 @@ class MergeRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger")
     readonly_fields = [field.name for field in MergeRun._meta.fields]
     inlines = [SourceResultInline]
+
+    # Runs and their results are written by merges only, so the admin offers no "Add" for them.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("duration"))
+    def duration(self, run: MergeRun) -> str | None:
+        seconds = run.duration
+        return None if seconds is None else _("%(seconds).1f s") % {"seconds": seconds}
 
 
 @admin.register(Node)
@@ -144,3 +157,6 @@ class ProbeResultAdmin(admin.ModelAdmin):
     raw_id_fields = ("node", "run")
     date_hierarchy = "checked_at"
     show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .core.node import PROTOCOLS
 from .models import MergeSettings, OutputProfile, Source
-from .sources import ALLOWED_SCHEMES
+from .sources import source_url_error
 
 
 class SourceForm(forms.ModelForm):
@@ -39,12 +39,10 @@ class SourceForm(forms.ModelForm):
 
 
 def validate_source_url(url: str) -> None:
-    if "://" in url and not url.lower().startswith(ALLOWED_SCHEMES):
-        scheme = url.split("://", 1)[0]
-        raise forms.ValidationError(
-            _("Unsupported scheme %(scheme)s://: use http://, https://, file:// or a local path."),
-            params={"scheme": scheme},
-        )
+    """Raise ValidationError for a URL that load_sources would reject too (the API uses this as well)."""
+    error = source_url_error(url.strip())
+    if error:
+        raise forms.ValidationError(error[0].upper() + error[1:] + ".")
 
 
 def validate_headers(headers: object) -> None:

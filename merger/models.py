@@ -65,6 +65,8 @@ class MergeRun(models.Model):
 
     class Kind(models.TextChoices):
         MERGE = "merge", _("merge")
+        # `merge --from`: inputs given on the command line, merged into exports only.
+        ADHOC = "adhoc", _("merge of given inputs")
         PROBE = "probe", _("probe")
         EXPORT = "export", _("export")
 
@@ -314,7 +316,8 @@ class MergeSettings(models.Model):
     """The fetch settings of every merge, edited on the Configuration page; one row (pk 1).
 
     Defaults come from settings.VPNMERGER when the row is first created, so the environment still
-    seeds a fresh installation.
+    seeds a fresh installation. The environment only seeds the row: after that the values are read
+    from the database, and changing VPNMERGER_FETCH_* has no effect until the row is edited here.
     """
 
     fetch_concurrency = models.PositiveIntegerField(
@@ -356,17 +359,21 @@ class MergeSettings(models.Model):
         """Return the settings row, creating it from settings.VPNMERGER when missing."""
         from django.conf import settings
 
-        defaults = settings.VPNMERGER
-        row, _created = cls.objects.get_or_create(
-            pk=1,
-            defaults={
-                "fetch_concurrency": defaults["FETCH_CONCURRENCY"],
-                "fetch_timeout": defaults["FETCH_TIMEOUT"],
-                "fetch_retries": defaults["FETCH_RETRIES"],
-                "fetch_max_bytes": defaults["FETCH_MAX_BYTES"],
-                "user_agent": defaults["USER_AGENT"],
-            },
-        )
+        row = cls.objects.filter(pk=1).first()
+        if row is not None:
+            return row
+        options = settings.VPNMERGER
+        values = {
+            "fetch_concurrency": options["FETCH_CONCURRENCY"],
+            "fetch_timeout": options["FETCH_TIMEOUT"],
+            "fetch_retries": options["FETCH_RETRIES"],
+            "fetch_max_bytes": options["FETCH_MAX_BYTES"],
+            "user_agent": options["USER_AGENT"],
+        }
+        # A value the Configuration page would reject must not be stored, or every later merge
+        # reads it. settings.py checks the same limits, so this raises only when the two disagree.
+        cls(pk=1, **values).full_clean(validate_unique=False)
+        row, _created = cls.objects.get_or_create(pk=1, defaults=values)
         return row
 
     def as_options(self) -> dict[str, object]:

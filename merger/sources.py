@@ -14,6 +14,58 @@ from django.utils.translation import gettext as _
 from .models import Source
 
 ALLOWED_SCHEMES = ("http://", "https://", "file://")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def source_url_error(url: str) -> str:
+    """Return why url cannot be a source, or "" when it can.
+
+    Shared by load_sources, the web form and the API so all three accept the same URLs: http://,
+    https:// or file:// with something after the scheme, or an absolute local path.
+    """
+    if not url:
+        return _("missing URL: use http://, https://, file:// or an absolute path")
+    if any(character.isspace() or ord(character) < 32 for character in url):
+        return _("invalid URL %(url)r: it contains spaces or control characters") % {"url": url}
+    lowered = url.lower()
+    if lowered.startswith(ALLOWED_SCHEMES):
+        rest = url.split("://", 1)[1]
+        if lowered.startswith("file://"):
+            if not rest.startswith("/"):
+                return _(
+                    "invalid URL %(url)r: a file:// URL needs an absolute path, like file:///srv/a.txt"
+                ) % {"url": url}
+        elif not rest or rest[0] in "/?#":
+            return _("invalid URL %(url)r: the host is missing, as in http://127.0.0.1:8080/sub") % {
+                "url": url
+            }
+        return ""
+    if url.startswith("/"):
+        return ""
+    if "://" in url:
+        return _(
+            "unsupported scheme %(scheme)s:// in %(url)r: use http://, https://, file:// or an absolute path"
+        ) % {
+            "scheme": url.split("://", 1)[0],
+            "url": url,
+        }
+    return _("invalid URL %(url)r: use http://, https://, file:// or an absolute path") % {"url": url}
+
+
+def parse_enabled(value: Any) -> bool | None:
+    """Return the boolean an `enabled` value means, or None when it is neither a bool nor a known word."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return None
 
 
 class SourceFileError(ValueError):
@@ -67,12 +119,18 @@ def read_source_entries(text: str) -> list[dict[str, Any]]:
 
 
 def _looks_like_url_list(text: str) -> bool:
+    """Tell whether text is one entry per line rather than YAML.
+
+    A line counts as YAML structure when it is a list item, a `key:` or `key: value` line or a
+    document marker. Text without any such line is read line by line, so one bad line is
+    rejected as its own entry instead of failing the whole file as invalid YAML.
+    """
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return (
-        bool(lines)
-        and all(" " not in line and ":" in line and not line.endswith(":") for line in lines)
-        and not any(line.startswith("- ") for line in lines)
-    )
+    return bool(lines) and not any(_is_yaml_structure(line) for line in lines)
+
+
+def _is_yaml_structure(line: str) -> bool:
+    return line.startswith(("-", "...")) or line.endswith(":") or ": " in line or ":\t" in line
 
 
 def load_sources(path: Path) -> LoadResult:
@@ -104,15 +162,22 @@ def _store_entry(entry: Any, result: LoadResult) -> str:
     url = str(entry.get("url") or "").strip()
     if not url:
         return _("missing 'url'")
-    if not url.lower().startswith(ALLOWED_SCHEMES) and not url.startswith("/"):
-        return _("invalid URL %(url)r: use http://, https://, file:// or an absolute path") % {"url": url}
+    url_error = source_url_error(url)
+    if url_error:
+        return url_error
     headers = entry.get("headers") or {}
     if not isinstance(headers, dict):
         return _("'headers' of %(url)r must be a mapping of header names to values") % {"url": url}
+    enabled = parse_enabled(entry.get("enabled", True))
+    if enabled is None:
+        return _("'enabled' of %(url)r is %(value)r: use true or false (also yes/no, on/off, 1/0)") % {
+            "url": url,
+            "value": entry.get("enabled"),
+        }
     name = str(entry.get("name") or "").strip() or _name_from_url(url)
     values = {
         "url": url,
-        "enabled": bool(entry.get("enabled", True)),
+        "enabled": enabled,
         "user_agent": str(entry.get("user_agent") or ""),
         "headers": {str(key): str(value) for key, value in headers.items()},
         "notes": str(entry.get("notes") or ""),

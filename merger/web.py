@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from vpnmerger.access import operator_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+
+from vpnmerger.access import operator_required
 
 from . import audit, dashboard, operations
 from .forms import MergeSettingsForm, OutputProfileForm, SourceForm

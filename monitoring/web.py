@@ -5,7 +5,6 @@ from __future__ import annotations
 import psutil
 from django.conf import settings
 from django.contrib import messages
-from vpnmerger.access import operator_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from monitoring import alerts, snapshots
 from monitoring.checks import registered_checks
 from monitoring.models import Alert
+from vpnmerger.access import operator_required
 
 # The charts start with the stored samples of the last hour, then add live points.
 HISTORY_HOURS = 1.0

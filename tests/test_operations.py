@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def logged_in(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("bob", password="another horse battery", is_staff=True))
+    client.force_login(
+        django_user_model.objects.create_user("bob", password="another horse battery", is_staff=True)
+    )
     return client
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from merger import probing
 from merger.core.decode import parse_body
 from merger.core.node import Node as CoreNode
-from merger.models import MergeRun, Node, ProbeResult
+from merger.models import MergeRun, Node, ProbeResult, Source
 from monitoring.probe_farm import make_certificate
 
 pytestmark = pytest.mark.django_db
@@ -438,7 +438,8 @@ def test_merge_command_probes_nodes(tmp_path, listener, closed_port, settings):
     settings.VPNMERGER = {**settings.VPNMERGER, "PROBE_TIMEOUT": 1.0, "PROBE_ATTEMPTS": 1}
     out = StringIO()
     path = _links_file(tmp_path, listener, closed_port)
-    call_command("merge", "--from", str(path), "--out", str(tmp_path / "out"), "--no-progress", stdout=out)
+    Source.objects.create(name="links", url=str(path))
+    call_command("merge", "--out", str(tmp_path / "out"), "--no-progress", stdout=out)
     states = {node.port: node.alive for node in Node.objects.all()}
     assert states == {listener: True, closed_port: False, 443: None}
     run = MergeRun.objects.get()
@@ -450,10 +451,9 @@ def test_merge_command_probes_nodes(tmp_path, listener, closed_port, settings):
 
 def test_merge_command_no_probe(tmp_path, listener, closed_port):
     path = _links_file(tmp_path, listener, closed_port)
+    Source.objects.create(name="links", url=str(path))
     call_command(
         "merge",
-        "--from",
-        str(path),
         "--out",
         str(tmp_path / "out"),
         "--no-probe",

@@ -6,6 +6,7 @@ in-process. DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move it onto servers.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -16,10 +17,90 @@ env = environ.Env()
 # A .env file beside manage.py is optional; real environment variables take precedence.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+_TRUE_WORDS = ("true", "1", "yes", "on")
+_FALSE_WORDS = ("false", "0", "no", "off")
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "pgsql", "mysql")
+
+
+# django-environ turns an unknown boolean word into False and reads "abc" as a float error about
+# an empty string, so values that need checking go through these helpers, which raise
+# ImproperlyConfigured naming the variable, the accepted values and what was set.
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean; only true/false/1/0/yes/no/on/off (any case) are accepted."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    if raw.lower() in _TRUE_WORDS:
+        return True
+    if raw.lower() in _FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+
+
+def env_int(name: str, default: int, minimum: int, maximum: int | None = None, unit: str = "") -> int:
+    """Read a whole number from minimum to maximum (no upper limit when maximum is None)."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    what = f"a whole number of {unit}" if unit else "a whole number"
+    limits = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name} must be {what} {limits}, got {raw!r}")
+    return value
+
+
+def env_seconds(
+    name: str, default: float, minimum: float = 0.0, maximum: float | None = None, allow_minimum: bool = False
+) -> float:
+    """Read a duration in seconds above minimum (or equal to it with allow_minimum), at most maximum."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    lower = f"of at least {minimum:g}" if allow_minimum else f"greater than {minimum:g}"
+    if allow_minimum and maximum is not None:
+        limits = f"from {minimum:g} to {maximum:g}"
+    else:
+        limits = lower + (f" and at most {maximum:g}" if maximum is not None else "")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    # The comparisons are written so that NaN fails them too.
+    above_minimum = value is not None and (value >= minimum if allow_minimum else value > minimum)
+    if not above_minimum or not (maximum is None or value <= maximum):
+        raise ImproperlyConfigured(f"{name} must be a number of seconds {limits}, got {raw!r}")
+    return value
+
+
+def database_config(name: str, default: str) -> dict:
+    """Read a database URL, checking its scheme and port before django-environ parses it."""
+    raw = env.str(name, default="").strip() or default
+    example = "e.g. postgres://user:password@127.0.0.1:5432/name or sqlite:////path/to/file.sqlite3"
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in DATABASE_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must be a URL with the scheme {', '.join(DATABASE_SCHEMES)} ({example}), got {raw!r}"
+        )
+    if scheme != "sqlite":
+        try:
+            port = urlsplit(raw).port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ImproperlyConfigured(
+                f"{name} has an invalid port: use a number from 1 to 65535 ({example}), got {raw!r}"
+            )
+    return env.db_url_config(raw)
+
+
+DEBUG = env_bool("DEBUG", default=False)
 # Set by the CI runner. Tests that need PostgreSQL, Redis or a worker fail instead of skipping
 # when it is true, so a missing service cannot pass unnoticed.
-CI = env.bool("CI", default=False)
+CI = env_bool("CI", default=False)
 # NOTE: the fallback key is only for local use; production sets SECRET_KEY, and the deploy
 # checks flag the fallback.
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-set-SECRET_KEY-in-production")
@@ -81,7 +162,7 @@ WSGI_APPLICATION = "vpnmerger.wsgi.application"
 ASGI_APPLICATION = "vpnmerger.asgi.application"
 
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vpnmerger.sqlite3'}"),
+    "default": database_config("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vpnmerger.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a merge writes; the timeout covers short write bursts.
@@ -113,9 +194,9 @@ STORAGES = {
     # Compressed copies without a manifest, so templates render before collectstatic has run.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# With finders WhiteNoise serves straight from static/ (development and tests); production runs
-# collectstatic and leaves this off.
-WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+# Finders let WhiteNoise serve static/ directly, so pages keep their CSS and scripts with DEBUG off
+# before (or without) collectstatic; files in STATIC_ROOT still win when collectstatic has run.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -127,7 +208,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -137,7 +218,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Merge proxy subscriptions, manage sources and read runs and exports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     # Runs and deployments both have a `status` field with different choices.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "merger.models.MergeRun.Status",
@@ -176,26 +257,37 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 
 # Merge settings. Sizes are bytes, times are seconds.
 VPNMERGER = {
-    "FETCH_CONCURRENCY": env.int("VPNMERGER_FETCH_CONCURRENCY", default=8),
-    "FETCH_TIMEOUT": env.float("VPNMERGER_FETCH_TIMEOUT", default=15.0),
-    "FETCH_RETRIES": env.int("VPNMERGER_FETCH_RETRIES", default=2),
-    "FETCH_MAX_BYTES": env.int("VPNMERGER_FETCH_MAX_BYTES", default=20 * 1024 * 1024),
+    # These four only seed MergeSettings (the Configuration page), so their limits are the model's.
+    "FETCH_CONCURRENCY": env_int("VPNMERGER_FETCH_CONCURRENCY", default=8, minimum=1, maximum=64),
+    "FETCH_TIMEOUT": env_seconds(
+        "VPNMERGER_FETCH_TIMEOUT", default=15.0, minimum=1.0, maximum=300.0, allow_minimum=True
+    ),
+    "FETCH_RETRIES": env_int("VPNMERGER_FETCH_RETRIES", default=2, minimum=0, maximum=10),
+    "FETCH_MAX_BYTES": env_int(
+        "VPNMERGER_FETCH_MAX_BYTES",
+        default=20 * 1024 * 1024,
+        minimum=1024,
+        maximum=200 * 1024 * 1024,
+        unit="bytes",
+    ),
     "USER_AGENT": env.str("VPNMERGER_USER_AGENT", default="vpnmerger/0.1 (subscription merger)"),
     "EXPORT_DIR": Path(env.str("VPNMERGER_EXPORT_DIR", default=str(VAR_DIR / "exports"))),
     # Background merges: a running merge whose heartbeat is older than HEARTBEAT_TIMEOUT is taken
     # as dead (its worker was killed) and marked failed; a queued merge that no worker picked up
     # within PENDING_TIMEOUT likewise. Per-source fetch tasks get FETCH_TASK_TIME_LIMIT each.
-    "HEARTBEAT_TIMEOUT": env.int("VPNMERGER_HEARTBEAT_TIMEOUT", default=300),
-    "PENDING_TIMEOUT": env.int("VPNMERGER_PENDING_TIMEOUT", default=3600),
-    "FETCH_TASK_TIME_LIMIT": env.int("VPNMERGER_FETCH_TASK_TIME_LIMIT", default=300),
-    "PROBE_BATCH_SIZE": env.int("VPNMERGER_PROBE_BATCH_SIZE", default=500),
+    "HEARTBEAT_TIMEOUT": env_int("VPNMERGER_HEARTBEAT_TIMEOUT", default=300, minimum=1, unit="seconds"),
+    "PENDING_TIMEOUT": env_int("VPNMERGER_PENDING_TIMEOUT", default=3600, minimum=1, unit="seconds"),
+    "FETCH_TASK_TIME_LIMIT": env_int(
+        "VPNMERGER_FETCH_TASK_TIME_LIMIT", default=300, minimum=1, unit="seconds"
+    ),
+    "PROBE_BATCH_SIZE": env_int("VPNMERGER_PROBE_BATCH_SIZE", default=500, minimum=1),
     # Server probing (merger/probing.py). PROBE_ALLOW_PUBLIC off keeps every probe on loopback
     # (127.0.0.0/8, ::1) and never resolves a host name; turn it on only on a machine meant to
     # reach the servers. Success ratios cover the last PROBE_HISTORY conclusive results of a node.
-    "PROBE_CONCURRENCY": env.int("VPNMERGER_PROBE_CONCURRENCY", default=200),
-    "PROBE_TIMEOUT": env.float("VPNMERGER_PROBE_TIMEOUT", default=5.0),
-    "PROBE_ATTEMPTS": env.int("VPNMERGER_PROBE_ATTEMPTS", default=2),
-    "PROBE_ALLOW_PUBLIC": env.bool("VPNMERGER_PROBE_ALLOW_PUBLIC", default=False),
+    "PROBE_CONCURRENCY": env_int("VPNMERGER_PROBE_CONCURRENCY", default=200, minimum=1),
+    "PROBE_TIMEOUT": env_seconds("VPNMERGER_PROBE_TIMEOUT", default=5.0),
+    "PROBE_ATTEMPTS": env_int("VPNMERGER_PROBE_ATTEMPTS", default=2, minimum=1),
+    "PROBE_ALLOW_PUBLIC": env_bool("VPNMERGER_PROBE_ALLOW_PUBLIC", default=False),
     "PROBE_HISTORY": env.int("VPNMERGER_PROBE_HISTORY", default=10),
     # URL test through a proxy core: the core binary (empty: v2ray, xray or sing-box from PATH),
     # nodes per core process, the URL fetched through each node and what its answer must contain.

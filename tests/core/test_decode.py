@@ -152,7 +152,10 @@ def test_clash_alias_bomb_rejected_without_expanding():
     for level in range(1, 9):
         refs = ", ".join([f"*a{level - 1}"] * 9)
         levels.append(f"a{level}: &a{level} [{refs}]")
-    body = "\n".join(levels) + "\nproxies:\n  - {name: bomb, type: trojan, server: 127.1.1.1, port: 443, password: *a8}\n"
+    body = (
+        "\n".join(levels)
+        + "\nproxies:\n  - {name: bomb, type: trojan, server: 127.1.1.1, port: 443, password: *a8}\n"
+    )
     parsed = parse_body(body)
     assert parsed.nodes == []
     assert parsed.invalid == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from merger.sources import SourceFileError, load_sources
 
@@ -34,5 +35,23 @@ class Command(BaseCommand):
             _("%(created)d created, %(updated)d updated, %(errors)d rejected")
             % {"created": len(result.created), "updated": len(result.updated), "errors": len(result.errors)}
         )
+        # Any rejected entry makes the exit status non-zero, so scripts notice a partly loaded file.
+        count = len(result.errors)
         if result.errors and not (result.created or result.updated):
-            raise CommandError(_("No source was stored: fix the entries listed above."))
+            raise CommandError(
+                ngettext(
+                    "%(count)d entry rejected and no source was stored: fix the entry listed above.",
+                    "%(count)d entries rejected and no source was stored: fix the entries listed above.",
+                    count,
+                )
+                % {"count": count}
+            )
+        if result.errors:
+            raise CommandError(
+                ngettext(
+                    "%(count)d entry rejected; the others were stored. Fix the entry listed above.",
+                    "%(count)d entries rejected; the others were stored. Fix the entries listed above.",
+                    count,
+                )
+                % {"count": count}
+            )
