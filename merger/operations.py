@@ -64,13 +64,12 @@ def start(operation: str, trigger: str = "web") -> Started:
             return Started(request.run, request.created)
         if not Source.objects.filter(enabled=True).exists():
             raise OperationError(_("No enabled sources: add or enable one on the Sources page first."))
-        # NOTE: without the orchestration lock two simultaneous requests may both pass this check.
-        active = (
-            MergeRun.objects.filter(status__in=orchestration.ACTIVE_STATUSES).order_by("created_at").first()
-        )
-        if active is not None:
-            return Started(active, created=False)
-    run = services.create_run(trigger, kind=operation)
+        request = orchestration.reserve_merge(trigger)
+        if not request.created:
+            return Started(request.run, created=False)
+        run = request.run
+    else:
+        run = services.create_run(trigger, kind=operation)
     append_log(run.pk, f"{operation} queued by {trigger}")
     transaction.on_commit(lambda: run_in_background(operation, run.pk))
     return Started(run, created=True)

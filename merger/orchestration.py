@@ -77,7 +77,7 @@ def request_merge(trigger: str = "web", *, probe: bool = True, now: datetime | N
         )
     with transaction.atomic():
         _lock_merge_requests()
-        active = MergeRun.objects.filter(status__in=ACTIVE_STATUSES).order_by("created_at").first()
+        active = _active_merge()
         if active is not None:
             return MergeRequest(active, created=False)
         run = MergeRun.objects.create(trigger=trigger)
@@ -85,6 +85,30 @@ def request_merge(trigger: str = "web", *, probe: bool = True, now: datetime | N
         transaction.on_commit(lambda: queue_run(run_id, probe=probe))
     logger.info("merge run %s requested (%s)", run.pk, trigger)
     return MergeRequest(run, created=True)
+
+
+def reserve_merge(trigger: str = "command", *, now: datetime | None = None) -> MergeRequest:
+    """Create a pending merge run for the caller to run itself, unless a merge is already active.
+
+    The foreground `merge` command uses this so that it obeys the same one-merge-at-a-time rule
+    as queued merges; two merges writing at once would otherwise collide on the node rows.
+    """
+    recover_stale_runs(now=now)
+    with transaction.atomic():
+        _lock_merge_requests()
+        active = _active_merge()
+        if active is not None:
+            return MergeRequest(active, created=False)
+        run = MergeRun.objects.create(trigger=trigger)
+    return MergeRequest(run, created=True)
+
+
+def _active_merge() -> MergeRun | None:
+    return (
+        MergeRun.objects.filter(kind=MergeRun.Kind.MERGE, status__in=ACTIVE_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
 
 
 def _lock_merge_requests() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from merger import services
 from merger.models import MergeRun, Node, Source, SourceResult
@@ -241,3 +242,24 @@ def test_merge_command_rejects_unwritable_out_before_fetching(tmp_path):
             "merge", "--from", str(SAMPLES_DIR / "links.txt"), "--out", str(blocker / "sub"), "--no-progress"
         )
     assert not MergeRun.objects.exists()
+
+
+def test_merge_command_refuses_while_merge_active(tmp_path):
+    Source.objects.create(name="links", url=str(SAMPLES_DIR / "links.txt"))
+    active = MergeRun.objects.create(status=MergeRun.Status.RUNNING, heartbeat_at=timezone.now())
+
+    with pytest.raises(CommandError, match=f"Merge run {active.pk} is already running"):
+        call_command("merge", "--no-probe", "--no-progress", stdout=StringIO())
+
+    assert MergeRun.objects.count() == 1
+
+
+def test_merge_command_ignores_active_probe_run(tmp_path):
+    Source.objects.create(name="links", url=str(SAMPLES_DIR / "links.txt"))
+    MergeRun.objects.create(
+        kind=MergeRun.Kind.PROBE, status=MergeRun.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+
+    call_command("merge", "--no-probe", "--no-progress", stdout=StringIO())
+
+    assert MergeRun.objects.filter(kind=MergeRun.Kind.MERGE, status=MergeRun.Status.SUCCEEDED).count() == 1

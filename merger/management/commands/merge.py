@@ -85,13 +85,13 @@ class Command(BaseCommand):
             bar.n = percent
             bar.refresh()
 
+        reserved = self._reserve_run(options)
         try:
             probe_options = None
             if not options["no_probe"]:
                 probe_options = probing.ProbeOptions.from_settings(core_test=options["core_test"])
-            kind = MergeRun.Kind.ADHOC if options["locations"] else MergeRun.Kind.MERGE
             run = services.run_merge(
-                services.create_run("command", kind=kind),
+                reserved,
                 inputs=inputs,
                 out_dir=out_dir,
                 listener=listener,
@@ -108,6 +108,20 @@ class Command(BaseCommand):
                 _("Merge run %(id)s %(status)s: %(error)s")
                 % {"id": run.pk, "status": run.status, "error": run.error}
             )
+
+    def _reserve_run(self, options) -> MergeRun:
+        if options["locations"]:
+            return services.create_run("command", kind=MergeRun.Kind.ADHOC)
+        request = orchestration.reserve_merge("command")
+        if not request.created:
+            raise CommandError(
+                _(
+                    "Merge run %(id)s is already %(status)s; wait for it or cancel it with "
+                    "'manage.py runs --cancel %(id)s'."
+                )
+                % {"id": request.run.pk, "status": request.run.status}
+            )
+        return request.run
 
     def _queue(self, options) -> None:
         if options["locations"] or options["out"]:
