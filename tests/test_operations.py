@@ -103,6 +103,8 @@ def test_dry_run_button_records_deployment(logged_in, monkeypatch):
             self.target()
 
     monkeypatch.setattr(web.threading, "Thread", InlineThread)
+    # The thread closes its own connection when it ends; run inline, that would be the test's.
+    monkeypatch.setattr(web, "close_old_connections", lambda: None)
     response = logged_in.post(reverse("deployment-dry-run"), {"version": "1.2.3"})
 
     assert response.status_code == 302

@@ -1,4 +1,4 @@
-"""Who may use the operator pages, the API and the live sockets: active staff users.
+"""Access rule for the operator pages, the API and the live sockets: active staff users only.
 
 The pages start merges, read sources (with their headers and tokens) and can point a source at
 a local file, so a plain account must not reach them. Staff status is the switch the Django
@@ -21,7 +21,7 @@ def is_operator(user: Any) -> bool:
 
 
 def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Send anonymous visitors to the login page and answer 403 to signed-in non-staff users."""
+    """Redirect anonymous visitors to the login page and return 403 to signed-in non-staff users."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
