@@ -187,7 +187,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # WhiteNoise warns at start-up when the folder is missing, which it is before the first collectstatic.
 STATIC_ROOT.mkdir(exist_ok=True)
-# static/ holds the project's CSS and scripts; static/vendor/ is filled by `make install` from npm.
+# static/ contains the project's CSS and scripts, and static/vendor/ is filled by `make install` from npm.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -290,7 +290,7 @@ VPNMERGER = {
     "PROBE_ALLOW_PUBLIC": env_bool("VPNMERGER_PROBE_ALLOW_PUBLIC", default=False),
     "PROBE_HISTORY": env.int("VPNMERGER_PROBE_HISTORY", default=10),
     # URL test through a proxy core: the core binary (empty: v2ray, xray or sing-box from PATH),
-    # nodes per core process, the URL fetched through each node and what its answer must contain.
+    # nodes per core process, the URL fetched through each node and what its response must contain.
     "PROBE_CORE": env.str("VPNMERGER_PROBE_CORE", default=""),
     "PROBE_CORE_BATCH": env.int("VPNMERGER_PROBE_CORE_BATCH", default=100),
     "PROBE_TEST_URL": env.str("VPNMERGER_PROBE_TEST_URL", default="http://www.gstatic.com/generate_204"),
@@ -366,7 +366,7 @@ DEPLOYMENTS = {
     "PG_BIN_DIR": env.str("DEPLOY_PG_BIN_DIR", default=""),
     # Subscriptions merged by the verification step; every server in them is on 127.x.
     "SAMPLES_DIR": Path(env.str("DEPLOY_SAMPLES_DIR", default=str(BASE_DIR / "samples"))),
-    # Seconds to wait for Celery workers to answer the pool restart broadcast.
+    # Seconds to wait for Celery workers to reply to the pool restart broadcast.
     "WORKER_RELOAD_TIMEOUT": env.float("DEPLOY_WORKER_RELOAD_TIMEOUT", default=5.0),
 }
 
@@ -374,7 +374,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Request logs name the path, and a /sub/<token> path holds a subscription's only credential.
+    # Request logs name the path, and a /sub/<token> path contains a subscription's only credential.
     # The filter sits on the request loggers (so every handler, caplog too, sees the redacted
     # record) and on the console handler for records from anywhere else.
     "filters": {"redact_tokens": {"()": "merger.logfilters.RedactSubscriptionTokens"}},
