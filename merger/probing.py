@@ -35,7 +35,7 @@ TCP = "tcp"
 TLS = "tls"
 URL = "url"
 
-# Protocols that run over QUIC or plain UDP, so a TCP connect or TLS handshake tells nothing about them.
+# Protocols that run over QUIC or plain UDP, so a TCP connect or TLS handshake shows nothing about them.
 UDP_PROTOCOLS = frozenset(("hysteria", "hysteria2", "tuic", "wireguard"))
 # Protocols that always speak TLS on the wire, whatever the node's security field contains.
 TLS_PROTOCOLS = frozenset(("anytls",))
@@ -230,7 +230,7 @@ def _verify_note(error: ssl.SSLCertVerificationError) -> str:
 
 
 async def probe_target(target: ProbeTarget, *, timeout: float, attempts: int) -> ProbeOutcome:
-    """Run the check a target asks for; a skipped target gives alive=None with its reason."""
+    """Run the check that the target names; a skipped target gives alive=None with its reason."""
     if target.skip:
         return ProbeOutcome(target.kind, None, error=target.skip)
     if target.kind == TLS:

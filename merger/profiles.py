@@ -164,7 +164,7 @@ def subscription_url(profile: OutputProfile, request: Any = None) -> str:
 
 # --- Selection -------------------------------------------------------------------------------
 
-# Profile fields checked one at a time, so that an error is reported on the field that holds it.
+# Profile fields checked one at a time, so that an error is reported on the field that contains it.
 _FIELD_ARGUMENTS = {
     "include_regex": "include",
     "exclude_regex": "exclude",

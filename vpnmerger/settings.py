@@ -22,8 +22,8 @@ _FALSE_WORDS = ("false", "0", "no", "off")
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "pgsql", "mysql")
 
 
-# django-environ turns an unknown boolean word into False and reads "abc" as a float error about
-# an empty string, so values that need checking go through these helpers, which raise
+# django-environ turns an unknown boolean word into False and reports "abc" as a float error about
+# an empty string. Values that need checking go through these helpers instead. They raise
 # ImproperlyConfigured naming the variable, the accepted values and what was set.
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean; only true/false/1/0/yes/no/on/off (any case) are accepted."""
@@ -195,7 +195,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Finders let WhiteNoise serve static/ directly, so pages keep their CSS and scripts with DEBUG off
-# before (or without) collectstatic; files in STATIC_ROOT still win when collectstatic has run.
+# before (or without) collectstatic. Files in STATIC_ROOT still win once collectstatic has run.
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "login"

@@ -61,7 +61,7 @@ IDENTITY_EXTRA_KEYS = (
 
 
 class _FingerprintSlot:
-    """Base of `Node` that holds the fingerprint cache outside the dataclass fields.
+    """Base of `Node` that stores the fingerprint cache outside the dataclass fields.
 
     The slot is not a field, so it stays out of `Node.__slots__`, `__init__`, `==` and repr, and
     `dataclasses.replace` returns a node without it. It is unset until `cache_fingerprint` runs.

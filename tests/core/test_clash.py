@@ -638,11 +638,13 @@ def test_round_trip_covers_every_protocol() -> None:
 
 def test_written_field_names() -> None:
     vless = node_to_clash(ROUND_TRIP_NODES[3], "r")
-    assert vless["type"] == "vless" and vless["tls"] is True
+    assert vless["type"] == "vless"
+    assert vless["tls"] is True
     assert vless["servername"] == "r.example.com"
     assert vless["reality-opts"] == {"public-key": "PBK", "short-id": "01ab"}
     upgrade = node_to_clash(ROUND_TRIP_NODES[6], "u")
-    assert upgrade["network"] == "ws" and upgrade["ws-opts"]["v2ray-http-upgrade"] is True
+    assert upgrade["network"] == "ws"
+    assert upgrade["ws-opts"]["v2ray-http-upgrade"] is True
     socks = node_to_clash(ROUND_TRIP_NODES[18], "s")
     assert socks["type"] == "socks5"
     obfs = node_to_clash(ROUND_TRIP_NODES[11], "o")
@@ -725,7 +727,8 @@ def _check_document(text: str) -> dict:
     for group in groups:
         assert set(group["proxies"]) <= allowed, group["name"]
         if group["type"] in ("url-test", "fallback"):
-            assert group["url"].startswith("http") and group["interval"] > 0
+            assert group["url"].startswith("http")
+            assert group["interval"] > 0
     assert {group["type"] for group in groups} == {"select", "url-test", "fallback"}
     assert document["rules"][-1].startswith("MATCH,")
     assert document["rules"][-1].split(",", 1)[1] in group_names
@@ -781,7 +784,8 @@ def test_render_counts_skipped_nodes() -> None:
 def test_render_empty() -> None:
     text, skipped = render_clash([])
     document = _check_document(text)
-    assert document["proxies"] == [] and not skipped
+    assert document["proxies"] == []
+    assert not skipped
 
 
 def test_render_corpus_round_trip() -> None:
